@@ -1,0 +1,1 @@
+"""The edge: the Starlette HTTP API and the ``bso`` command line."""

@@ -1,0 +1,58 @@
+"""The Starlette application: one optimizer Application per process, built in the lifespan."""
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api import zeus_routes
+from api.errors import EXCEPTION_HANDLERS, message
+from application.service import BatchSizeOptimizer
+from infrastructure.settings import Settings
+
+logger = logging.getLogger("bso.api")
+
+
+def build_optimizer(settings: Settings) -> BatchSizeOptimizer:
+    return BatchSizeOptimizer(env=settings.persistence_env(), lease_seconds=settings.trial_lease_seconds)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    optimizer: BatchSizeOptimizer = request.app.state.optimizer
+    try:
+        await run_in_threadpool(optimizer.recorder.max_notification_id)
+    except Exception as error:  # any failure to reach the store means "not ready"
+        logger.warning("readiness check failed: %s", error)
+        return message(503, f"Event store unreachable: {type(error).__name__}")
+    return JSONResponse({"status": "ready"})
+
+
+def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer | None = None) -> Starlette:
+    """The ASGI app. Pass ``optimizer`` to share one (tests); else it is built at startup."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.optimizer = optimizer or await run_in_threadpool(build_optimizer, settings)
+        try:
+            yield
+        finally:
+            if optimizer is None:
+                app.state.optimizer.close()
+
+    routes = [
+        *zeus_routes.routes,
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

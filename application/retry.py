@@ -1,0 +1,71 @@
+"""Optimistic concurrency: re-run a command from a fresh load when a race is lost."""
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+from eventsourcing.persistence import IntegrityError
+
+T = TypeVar("T")
+
+
+class ConcurrencyConflictError(Exception):
+    """Another writer kept winning the race for the same job; the retry budget ran out."""
+
+
+@dataclass
+class ConflictStats:
+    """Counters for operators and benchmarks (process-wide)."""
+
+    commands: int = 0
+    conflicts: int = 0
+    max_retries: int = 0
+    exhausted: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, retries: int, exhausted: bool) -> None:
+        with self._lock:
+            self.commands += 1
+            self.conflicts += retries
+            self.max_retries = max(self.max_retries, retries)
+            self.exhausted += int(exhausted)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "commands": self.commands,
+                "conflicts_retried": self.conflicts,
+                "max_retries": self.max_retries,
+                "retry_budget_exhausted": self.exhausted,
+            }
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 25
+    base_delay: float = 0.002
+    max_delay: float = 0.1
+    jitter: random.Random = field(default_factory=random.Random)
+
+    def delay(self, retry: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2**retry)
+        return self.jitter.uniform(0, ceiling)
+
+
+def run_with_retries(command: Callable[[], T], policy: RetryPolicy, stats: ConflictStats) -> T:
+    """Run ``command`` (which must load, decide and save) until it saves without conflict."""
+    for retry in range(policy.attempts):
+        try:
+            result = command()
+        except IntegrityError:
+            time.sleep(policy.delay(retry))
+            continue
+        stats.record(retry, exhausted=False)
+        return result
+    stats.record(policy.attempts, exhausted=True)
+    raise ConcurrencyConflictError(
+        f"The job changed under {policy.attempts} consecutive attempts by other writers; "
+        "retry the request."
+    )

@@ -1,0 +1,180 @@
+"""The batch size optimizer application: register, predict, report, end, delete.
+
+Every command is get -> decide -> save, run by ``run_with_retries``: the job's
+event stream version is the only arbiter between writers (threads, processes or
+hosts). A per-process lock per job only spares threads of one process from
+racing each other needlessly; correctness never depends on it.
+"""
+
+import secrets
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+
+from application.retry import ConflictStats, RetryPolicy, run_with_retries
+from domain.errors import SpecMismatchError, UnknownJobError
+from domain.job import Job
+from domain.job_name import JobName, job_name_id
+
+Clock = Callable[[], datetime]
+
+DEFAULT_LEASE_SECONDS = 86400.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _JobLocks:
+    """A fixed set of locks striped by job id (bounded memory, no clean-up needed)."""
+
+    def __init__(self, stripes: int = 256) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    def __call__(self, job_id: str) -> threading.Lock:
+        return self._locks[hash(job_id) % len(self._locks)]
+
+
+class BatchSizeOptimizer(Application):
+    name = "bso"
+    snapshotting_intervals = {Job: 200}
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "5000",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+    }
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock = utc_now,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.conflict_stats = ConflictStats()
+        self._job_locks = _JobLocks()
+
+    # -- commands --------------------------------------------------------------------
+
+    def register_job(self, spec: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Register a job; returns (created, spec with job_id). Same id, same spec: not created."""
+        spec = dict(spec)
+        if spec.get("job_id") is None:
+            spec["job_id"] = self._fresh_job_id(spec["job_id_prefix"])
+        with self._job_locks(spec["job_id"]):
+            return run_with_retries(lambda: self._register(spec), self.retry_policy, self.conflict_stats)
+
+    def _register(self, spec: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        now = self.clock()
+        job_id = spec["job_id"]
+        name = self._job_name(job_id)
+        if name is not None and name.current is not None:
+            existing = self.repository.get(UUID(name.current))
+            if existing.spec != spec:
+                raise SpecMismatchError(
+                    f"Job {job_id} is already registered with a different specification. "
+                    "Use a new job_id for a different configuration."
+                )
+            return False, dict(existing.spec)
+        seed = spec["mab_seed"] if spec.get("mab_seed") is not None else secrets.randbits(63)
+        job = Job.register(uuid4(), job_id, spec, seed, now)
+        if name is None:
+            name = JobName.claim(job_id, str(job.id), now)
+        else:
+            name.reclaim(str(job.id), now)
+        self.save(name, job)
+        return True, dict(job.spec)
+
+    def _fresh_job_id(self, prefix: str) -> str:
+        while True:
+            candidate = f"{prefix}-{secrets.token_hex(4)}"
+            if self._job_name(candidate) is None:
+                return candidate
+
+    def predict(self, job_id: str) -> dict[str, Any]:
+        """Dispatch a new trial and say which batch size it trains with."""
+
+        def command() -> dict[str, Any]:
+            job = self.live_job(job_id)
+            now = self.clock()
+            job.expire_stale_trials(now, self.lease_seconds)
+            trial = job.dispatch_trial(now)
+            self.save(job)
+            return {"job_id": job_id, "batch_size": trial.batch_size, "trial_number": trial.number}
+
+        return self._run(job_id, command)
+
+    def report(
+        self,
+        job_id: str,
+        trial_number: int,
+        batch_size: int,
+        time: float,
+        energy: float,
+        metric: float,
+        current_epoch: int,
+    ) -> dict[str, Any]:
+        """Record an epoch's cumulative time, energy and metric; say whether to stop."""
+
+        def command() -> dict[str, Any]:
+            job = self.live_job(job_id)
+            now = self.clock()
+            job.expire_stale_trials(now, self.lease_seconds)
+            answer = job.report(trial_number, batch_size, time, energy, metric, current_epoch, now)
+            self.save(job)
+            return {"stop_train": answer.stop_train, "converged": answer.converged, "message": answer.message}
+
+        return self._run(job_id, command)
+
+    def end_trial(self, job_id: str, trial_number: int, batch_size: int) -> None:
+        """The trainer is done with this trial; if it never reported a result it is Failed."""
+
+        def command() -> None:
+            job = self.live_job(job_id)
+            now = self.clock()
+            job.expire_stale_trials(now, self.lease_seconds)
+            job.end_trial(trial_number, batch_size, now)
+            self.save(job)
+
+        self._run(job_id, command)
+
+    def delete_job(self, job_id: str) -> None:
+        """Hide the job from trainers; its history stays readable."""
+
+        def command() -> None:
+            job = self.live_job(job_id)
+            name = self._job_name(job_id)
+            assert name is not None
+            now = self.clock()
+            job.delete(now)
+            name.release(now)
+            self.save(name, job)
+
+        self._run(job_id, command)
+
+    def _run(self, job_id: str, command: Callable[[], Any]) -> Any:
+        with self._job_locks(job_id):
+            return run_with_retries(command, self.retry_policy, self.conflict_stats)
+
+    # -- loading -----------------------------------------------------------------------
+
+    def _job_name(self, job_id: str) -> JobName | None:
+        try:
+            return self.repository.get(job_name_id(job_id))
+        except AggregateNotFoundError:
+            return None
+
+    def live_job(self, job_id: str) -> Job:
+        """The job currently registered under this id; UnknownJobError if none."""
+        name = self._job_name(job_id)
+        if name is None or name.current is None:
+            raise UnknownJobError(f"Unknown job({job_id}). Please register the job first")
+        return self.repository.get(UUID(name.current))

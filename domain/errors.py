@@ -1,0 +1,35 @@
+"""Errors raised by domain commands; the API translates them to HTTP statuses."""
+
+
+class DomainError(Exception):
+    """Base class: a command that cannot be carried out in the current state."""
+
+
+class BadOperationError(DomainError):
+    """The request makes no sense for this job (e.g. a report for a trial never dispatched)."""
+
+
+class UnknownJobError(BadOperationError):
+    """No live job has this id (never registered, or deleted)."""
+
+
+class UnknownTrialError(DomainError):
+    """The job has no trial with this number and batch size."""
+
+
+class SpecMismatchError(DomainError):
+    """A job id is registered again with a different specification."""
+
+
+class NoConvergedBatchSizeError(DomainError):
+    """A pruning round ended with no batch size that reached the target."""
+
+    def __init__(self, round_number: int, explored: list[int]) -> None:
+        self.round_number = round_number
+        self.explored = explored
+        super().__init__(
+            f"Pruning round {round_number + 1} ended without any batch size reaching the "
+            f"target metric (explored: {explored}). Register a new job with a reachable "
+            "target_metric, a larger max_epochs, or other batch_sizes; this job stays "
+            "readable for audit."
+        )

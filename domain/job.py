@@ -1,0 +1,477 @@
+"""The Job aggregate: one recurring training job and every trial it handed out.
+
+Event ``apply`` methods only assign what the event says; every decision (which
+batch size, the random draws, the cost bound, the new minimum cost, an arm's
+refit) is made by a command method and carried in the event.
+
+State is kept small and flat so that a job with 10,000 trials is as cheap to
+copy out of the cache as a new one: per-trial facts live in two flat lists, and
+the rest is bounded by the number of batch sizes and of trials in flight.
+"""
+
+from copy import deepcopy
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.bandit import Arm, choose_arm, fit_arm
+from domain.errors import BadOperationError, DomainError, UnknownTrialError
+from domain.pruning import (
+    AwaitExploration,
+    Exploration,
+    ExploreBatchSize,
+    PruningComplete,
+    next_pruning_step,
+)
+from domain.randomness import generator_state, restore_generator, seeded_generator_state
+from domain.reporting import StopRule, already_reported_message, judge_epoch
+
+PRUNING = "Pruning"
+MAB = "MAB"
+
+EXPLORATION = "Exploration"
+CONCURRENT = "Concurrent"
+MAB_TRIAL = "MAB"
+
+DISPATCHED = "Dispatched"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+
+POLICY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DispatchedTrial:
+    number: int
+    batch_size: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class ReportAnswer:
+    stop_train: bool
+    converged: bool
+    message: str
+
+
+class TrialAbandonedError(DomainError):
+    """A report arrived for a trial that was already ended or expired."""
+
+
+class Job(Aggregate):
+    TOPIC = "bso.Job"
+
+    class Registered(Aggregate.Created):
+        TOPIC = "bso.Job.Registered"
+        job_id: str
+        spec: dict[str, Any]
+        seed: int
+        generator_state: dict[str, Any]
+        policy_version: int
+
+    class Created(Aggregate.Created):
+        """Unused: the library requires an explicit topic for this inherited name too."""
+
+        TOPIC = "bso.Job.Created"
+
+    class StageAdvancedToMAB(Aggregate.Event):
+        TOPIC = "bso.Job.StageAdvancedToMAB"
+        survivors: list[int]
+        arms: list[dict[str, Any]]
+
+        def apply(self, job: "Job") -> None:
+            job.stage = MAB
+            job.arms = {str(arm["batch_size"]): dict(arm) for arm in self.arms}
+
+    class TrialDispatched(Aggregate.Event):
+        TOPIC = "bso.Job.TrialDispatched"
+        number: int
+        batch_size: int
+        kind: str
+        reason: dict[str, Any]
+        generator_state: dict[str, Any] | None
+
+        def apply(self, job: "Job") -> None:
+            job.trial_batch_sizes.append(self.batch_size)
+            job.trial_statuses.append(DISPATCHED)
+            job.open_trials[str(self.number)] = self.timestamp.timestamp()
+            if self.kind == EXPLORATION:
+                job.explorations.setdefault(str(self.batch_size), []).append(
+                    {"trial": self.number, "converged": None, "cost": None}
+                )
+            if self.generator_state is not None:
+                job.generator_state = dict(self.generator_state)
+
+    class TrialProgressReported(Aggregate.Event):
+        TOPIC = "bso.Job.TrialProgressReported"
+        number: int
+        epoch: int
+        time: float
+        energy: float
+        metric: float
+        cost: float
+
+        def apply(self, job: "Job") -> None:
+            job.open_trials[str(self.number)] = self.timestamp.timestamp()
+
+    class TrialReported(Aggregate.Event):
+        TOPIC = "bso.Job.TrialReported"
+        number: int
+        batch_size: int
+        epoch: int
+        time: float
+        energy: float
+        metric: float
+        cost: float
+        converged: bool
+        reason: str
+        message: str
+        min_cost_lowered: bool
+        arm: dict[str, Any] | None
+
+        def apply(self, job: "Job") -> None:
+            job.trial_statuses[self.number - 1] = SUCCEEDED
+            job.converged_trials[str(self.number)] = self.converged
+            job.open_trials.pop(str(self.number), None)
+            for exploration in job.explorations.get(str(self.batch_size), []):
+                if exploration["trial"] == self.number:
+                    exploration.update(converged=self.converged, cost=self.cost)
+            rewards = job.rewards.setdefault(str(self.batch_size), [])
+            position = len(rewards)
+            while position > 0 and rewards[position - 1][0] > self.number:
+                position -= 1
+            rewards.insert(position, [self.number, -self.cost])
+            if self.min_cost_lowered:
+                job.min_cost = self.cost
+                job.min_cost_batch_size = self.batch_size
+            if self.arm is not None:
+                job.arms[str(self.batch_size)] = dict(self.arm)
+
+    class TrialEnded(Aggregate.Event):
+        """The trainer gave the trial up (PATCH /trials) before its final report."""
+
+        TOPIC = "bso.Job.TrialEnded"
+        number: int
+
+        def apply(self, job: "Job") -> None:
+            job._abandon(self.number)
+
+    class TrialExpired(Aggregate.Event):
+        """Nothing was heard from the trial for longer than the lease."""
+
+        TOPIC = "bso.Job.TrialExpired"
+        number: int
+        last_heard_at: float
+        lease_seconds: float
+
+        def apply(self, job: "Job") -> None:
+            job._abandon(self.number)
+
+    class Deleted(Aggregate.Event):
+        TOPIC = "bso.Job.Deleted"
+
+        def apply(self, job: "Job") -> None:
+            job.deleted = True
+
+    class Snapshot(Aggregate.Snapshot):
+        TOPIC = "bso.Job.Snapshot"
+
+    def __init__(
+        self,
+        job_id: str,
+        spec: dict[str, Any],
+        seed: int,
+        generator_state: dict[str, Any],
+        policy_version: int,
+    ) -> None:
+        self.job_id = job_id
+        self.spec = dict(spec)
+        self.seed = seed
+        self.generator_state = dict(generator_state)
+        self.policy_version = policy_version
+        self.stage = PRUNING
+        self.min_cost: float | None = None
+        self.min_cost_batch_size: int = spec["default_batch_size"]
+        self.deleted = False
+        # Per trial, indexed by number - 1; grow with history but copy cheaply.
+        self.trial_batch_sizes: list[int] = []
+        self.trial_statuses: list[str] = []
+        # Bounded by trials in flight: number -> when last heard from (epoch seconds).
+        self.open_trials: dict[str, float] = {}
+        # number -> converged flag of every trial finished by a report.
+        self.converged_trials: dict[str, bool] = {}
+        # batch size -> its non-abandoned Exploration trials, in trial order.
+        self.explorations: dict[str, list[dict[str, Any]]] = {}
+        # batch size -> (trial number, -cost) of its Succeeded trials, by number.
+        self.rewards: dict[str, list[list[float]]] = {}
+        self.arms: dict[str, dict[str, Any]] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Job":
+        # The repository deep-copies cached aggregates for every command. Lists of
+        # immutable items only need a shallow copy; this keeps the copy cheap as
+        # history grows.
+        clone = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            if name in ("trial_batch_sizes", "trial_statuses"):
+                value = list(value)
+            elif name in ("converged_trials",):
+                value = dict(value)
+            elif name == "rewards":
+                value = {size: list(pairs) for size, pairs in value.items()}
+            else:
+                value = deepcopy(value, memo)
+            clone.__dict__[name] = value
+        return clone
+
+    @classmethod
+    def register(
+        cls, job_uuid: UUID, job_id: str, spec: dict[str, Any], seed: int, now: datetime
+    ) -> "Job":
+        """A new job whose generator starts as ``numpy.random.default_rng(seed)``."""
+        return cls._create(
+            cls.Registered,
+            id=job_uuid,
+            job_id=job_id,
+            spec=spec,
+            seed=seed,
+            generator_state=seeded_generator_state(seed),
+            policy_version=POLICY_VERSION,
+            timestamp=now,
+        )
+
+    # -- queries ---------------------------------------------------------------
+
+    @property
+    def trial_count(self) -> int:
+        return len(self.trial_statuses)
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return list(self.spec["batch_sizes"])
+
+    def stop_rule(self) -> StopRule:
+        spec = self.spec
+        return StopRule(
+            eta_knob=spec["eta_knob"],
+            beta_knob=spec["beta_knob"],
+            max_power=spec["max_power"],
+            target_metric=spec["target_metric"],
+            higher_is_better_metric=spec["higher_is_better_metric"],
+            max_epochs=spec["max_epochs"],
+        )
+
+    def exploration_history(self) -> dict[int, list[Exploration]]:
+        return {
+            int(size): [
+                Exploration(
+                    trial_number=record["trial"],
+                    finished=self.trial_statuses[record["trial"] - 1] == SUCCEEDED,
+                    converged=bool(record["converged"]),
+                    cost=record["cost"],
+                )
+                for record in records
+            ]
+            for size, records in self.explorations.items()
+        }
+
+    def arm_list(self) -> list[Arm]:
+        return sorted((Arm.from_record(arm) for arm in self.arms.values()), key=lambda a: a.batch_size)
+
+    def trial_status(self, number: int) -> str:
+        return self.trial_statuses[number - 1]
+
+    def trial_reward_history(self, batch_size: int) -> list[float]:
+        return [reward for _, reward in self.rewards.get(str(batch_size), [])]
+
+    # -- commands ----------------------------------------------------------------
+
+    def dispatch_trial(self, now: datetime) -> DispatchedTrial:
+        """Hand out the next trial: a pruning exploration, a concurrent stand-in, or a bandit pick."""
+        if self.stage == PRUNING:
+            step = next_pruning_step(
+                self.batch_sizes,
+                self.spec["default_batch_size"],
+                self.spec["num_pruning_rounds"],
+                self.exploration_history(),
+            )
+            if isinstance(step, ExploreBatchSize):
+                reason = {
+                    "stage": PRUNING,
+                    "round": step.round_number,
+                    "direction": step.direction,
+                }
+                return self._dispatch(step.batch_size, EXPLORATION, reason, None, now)
+            if isinstance(step, AwaitExploration):
+                reason = {
+                    "stage": PRUNING,
+                    "round": step.round_number,
+                    "waiting_for_batch_size": step.pending_batch_size,
+                    "waiting_for_trial": step.pending_trial_number,
+                    "min_cost_batch_size": self.min_cost_batch_size,
+                }
+                return self._dispatch(self.min_cost_batch_size, CONCURRENT, reason, None, now)
+            assert isinstance(step, PruningComplete)
+            self._advance_to_mab(step.survivors, now)
+        return self._dispatch_from_bandit(now)
+
+    def _advance_to_mab(self, survivors: list[int], now: datetime) -> None:
+        history = self.exploration_history()
+        arms = [
+            fit_arm(
+                size,
+                [-exploration.cost for exploration in history.get(size, []) if exploration.cost is not None],
+                self.spec["mab_prior_mean"],
+                self.spec["mab_prior_precision"],
+            ).to_record()
+            for size in sorted(survivors)
+        ]
+        self.trigger_event(self.StageAdvancedToMAB, survivors=sorted(survivors), arms=arms, timestamp=now)
+
+    def _dispatch_from_bandit(self, now: datetime) -> DispatchedTrial:
+        arms = self.arm_list()
+        generator = restore_generator(self.generator_state)
+        choice = choose_arm(arms, self.spec["mab_num_explorations"], generator)
+        reason = {
+            "stage": MAB,
+            "phase": choice.phase,
+            "permutation": choice.permutation,
+            "samples": choice.samples,
+            "arms": [arm.to_record() for arm in arms],
+            "generator_state_before": dict(self.generator_state),
+        }
+        return self._dispatch(choice.batch_size, MAB_TRIAL, reason, generator_state(generator), now)
+
+    def _dispatch(
+        self,
+        batch_size: int,
+        kind: str,
+        reason: dict[str, Any],
+        new_generator_state: dict[str, Any] | None,
+        now: datetime,
+    ) -> DispatchedTrial:
+        number = self.trial_count + 1
+        self.trigger_event(
+            self.TrialDispatched,
+            number=number,
+            batch_size=batch_size,
+            kind=kind,
+            reason=reason,
+            generator_state=new_generator_state,
+            timestamp=now,
+        )
+        return DispatchedTrial(number, batch_size, kind)
+
+    def report(
+        self,
+        number: int,
+        batch_size: int,
+        time: float,
+        energy: float,
+        metric: float,
+        epoch: int,
+        now: datetime,
+    ) -> ReportAnswer:
+        """Record one epoch's cumulative measurements and say whether to stop."""
+        self._check_trial(number, batch_size, BadOperationError)
+        status = self.trial_status(number)
+        if status == SUCCEEDED:
+            converged = self.converged_trials[str(number)]
+            return ReportAnswer(True, converged, already_reported_message(number))
+        if status == FAILED:
+            raise TrialAbandonedError(
+                f"Trial({number}) was ended or expired before this report; its result is not "
+                "used. Ask for a new batch size to train again."
+            )
+        verdict = judge_epoch(self.stop_rule(), self.min_cost, batch_size, time, energy, metric, epoch)
+        if not verdict.stop_train:
+            self.trigger_event(
+                self.TrialProgressReported,
+                number=number,
+                epoch=epoch,
+                time=time,
+                energy=energy,
+                metric=metric,
+                cost=verdict.cost,
+                timestamp=now,
+            )
+            return ReportAnswer(False, False, verdict.message)
+        self.trigger_event(
+            self.TrialReported,
+            number=number,
+            batch_size=batch_size,
+            epoch=epoch,
+            time=time,
+            energy=energy,
+            metric=metric,
+            cost=verdict.cost,
+            converged=verdict.converged,
+            reason=verdict.reason,
+            message=verdict.message,
+            min_cost_lowered=self.min_cost is None or verdict.cost < self.min_cost,
+            arm=self._refit_arm(batch_size, -verdict.cost),
+            timestamp=now,
+        )
+        return ReportAnswer(True, verdict.converged, verdict.message)
+
+    def _refit_arm(self, batch_size: int, reward: float) -> dict[str, Any] | None:
+        """The arm of this size refitted with this reward, in the bandit stage only."""
+        if self.stage != MAB or str(batch_size) not in self.arms:
+            return None
+        earlier = self.trial_reward_history(batch_size)
+        window = self.spec["window_size"]
+        if window > 0:
+            earlier = earlier[max(0, len(earlier) - (window - 1)) :]
+        arm = fit_arm(
+            batch_size,
+            [*earlier, reward],
+            self.spec["mab_prior_mean"],
+            self.spec["mab_prior_precision"],
+        )
+        return arm.to_record()
+
+    def end_trial(self, number: int, batch_size: int, now: datetime) -> None:
+        """Give a trial up; a no-op once it has finished."""
+        self._check_trial(number, batch_size, UnknownTrialError)
+        if self.trial_status(number) == DISPATCHED:
+            self.trigger_event(self.TrialEnded, number=number, timestamp=now)
+
+    def expire_stale_trials(self, now: datetime, lease_seconds: float) -> list[int]:
+        """Expire every trial not heard from within the lease; returns their numbers."""
+        cutoff = now.timestamp() - lease_seconds
+        stale = sorted(
+            (int(number), heard) for number, heard in self.open_trials.items() if heard < cutoff
+        )
+        for number, heard in stale:
+            self.trigger_event(
+                self.TrialExpired,
+                number=number,
+                last_heard_at=heard,
+                lease_seconds=lease_seconds,
+                timestamp=now,
+            )
+        return [number for number, _ in stale]
+
+    def delete(self, now: datetime) -> None:
+        self.trigger_event(self.Deleted, timestamp=now)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _check_trial(self, number: int, batch_size: int, error: type[Exception]) -> None:
+        if not 1 <= number <= self.trial_count or self.trial_batch_sizes[number - 1] != batch_size:
+            raise error(
+                f"Unknown trial: job {self.job_id} has no trial number {number} "
+                f"with batch size {batch_size}"
+            )
+
+    def _abandon(self, number: int) -> None:
+        """Assignment shared by TrialEnded and TrialExpired: the trial becomes Failed."""
+        self.trial_statuses[number - 1] = FAILED
+        self.open_trials.pop(str(number), None)
+        batch_size = str(self.trial_batch_sizes[number - 1])
+        if batch_size in self.explorations:
+            self.explorations[batch_size] = [
+                record for record in self.explorations[batch_size] if record["trial"] != number
+            ]

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: persistence configuration and settings."""

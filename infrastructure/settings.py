@@ -1,0 +1,109 @@
+"""Service settings from the environment (``BSO_*``), overridable by CLI flags."""
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///bso.db"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    trial_lease_seconds: float = 86400.0
+    create_schema: bool = True
+    pool_size: int = 5
+    pool_max_overflow: int = 10
+    max_body_bytes: int = 1_048_576
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            database_url=environ.get("BSO_DATABASE_URL", defaults.database_url),
+            host=environ.get("BSO_HOST", defaults.host),
+            port=_number(environ, "BSO_PORT", defaults.port, int),
+            trial_lease_seconds=_number(environ, "BSO_TRIAL_LEASE_SECONDS", defaults.trial_lease_seconds, float),
+            create_schema=environ.get("BSO_CREATE_SCHEMA", "y").lower() not in ("n", "no", "0", "false"),
+            pool_size=_number(environ, "BSO_POOL_SIZE", defaults.pool_size, int),
+            pool_max_overflow=_number(environ, "BSO_POOL_MAX_OVERFLOW", defaults.pool_max_overflow, int),
+            max_body_bytes=_number(environ, "BSO_MAX_BODY_BYTES", defaults.max_body_bytes, int),
+            log_level=environ.get("BSO_LOG_LEVEL", defaults.log_level),
+        )
+
+    def override(self, **changes: Any) -> "Settings":
+        """These settings with every change that is not None applied (CLI flags)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def persistence_env(self) -> dict[str, str]:
+        """The eventsourcing environment for ``database_url``."""
+        return persistence_env(
+            self.database_url,
+            create_schema=self.create_schema,
+            pool_size=self.pool_size,
+            pool_max_overflow=self.pool_max_overflow,
+        )
+
+
+def _number(environ: Mapping[str, str], key: str, default: Any, kind: type) -> Any:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def persistence_env(
+    database_url: str,
+    *,
+    create_schema: bool = True,
+    pool_size: int = 5,
+    pool_max_overflow: int = 10,
+) -> dict[str, str]:
+    """Map ``memory://``, ``sqlite:///path`` or ``postgresql://...`` to eventsourcing settings."""
+    url = urlsplit(database_url)
+    if url.scheme == "memory":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    if url.scheme == "sqlite":
+        path = unquote(url.path)
+        if url.netloc:  # sqlite://relative/path is a common slip for sqlite:///relative/path
+            path = url.netloc + path
+        elif path.startswith("/") and not database_url.startswith("sqlite:////"):
+            path = path[1:]  # sqlite:///bso.db is relative, sqlite:////abs/bso.db absolute
+        if not path:
+            raise SettingsError(f"{database_url!r} names no database file")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    if url.scheme in ("postgresql", "postgres"):
+        if not url.hostname or not url.path.strip("/"):
+            raise SettingsError(f"{database_url!r} must name a host and a database")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(url.path.strip("/")),
+            "POSTGRES_HOST": url.hostname,
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_max_overflow),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "CREATE_TABLE": "y" if create_schema else "n",
+        }
+    raise SettingsError(
+        f"Unsupported database URL {database_url!r}: use sqlite:///path/to/file.db, "
+        "postgresql://user:password@host:port/dbname or memory://"
+    )
