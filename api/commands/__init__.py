@@ -1,0 +1,1 @@
+"""One module per ``bso`` subcommand; each exposes ``register(subparsers)``."""
