@@ -24,12 +24,12 @@ class SpecMismatchError(DomainError):
 class NoConvergedBatchSizeError(DomainError):
     """A pruning round ended with no batch size that reached the target."""
 
-    def __init__(self, round_number: int, explored: list[int]) -> None:
+    def __init__(self, round_number: int, candidates: list[int]) -> None:
         self.round_number = round_number
-        self.explored = explored
+        self.candidates = candidates
         super().__init__(
             f"Pruning round {round_number + 1} ended without any batch size reaching the "
-            f"target metric (explored: {explored}). Register a new job with a reachable "
+            f"target metric (candidates: {candidates}). Register a new job with a reachable "
             "target_metric, a larger max_epochs, or other batch_sizes; this job stays "
             "readable for audit."
         )

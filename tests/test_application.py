@@ -1,10 +1,12 @@
 """The service layer, run against every event store (memory, SQLite, PostgreSQL)."""
 
+import threading
 from typing import Iterator
 
 import pytest
 
 from application.service import BatchSizeOptimizer
+from domain.errors import NoConvergedBatchSizeError, SpecMismatchError, UnknownJobError, UnknownTrialError
 from infrastructure.settings import persistence_env
 from tests.helpers import job_spec
 
@@ -24,3 +26,108 @@ def test_register_predict_report_round_trip(optimizer: BatchSizeOptimizer) -> No
     answer = optimizer.report(spec["job_id"], 1, 32, time=10.0, energy=100.0, metric=0.9, current_epoch=2)
     assert answer == {"stop_train": True, "converged": True, "message": "Train succeeded"}
     assert optimizer.live_job(spec["job_id"]).min_cost == pytest.approx(0.5 * 100 + 0.5 * 300 * 10)
+
+
+def test_registering_the_same_spec_again_is_not_a_new_job(optimizer: BatchSizeOptimizer) -> None:
+    created, spec = optimizer.register_job(job_spec(job_id="test-same"))
+    again, same = optimizer.register_job(job_spec(job_id="test-same"))
+    assert (created, again, same) == (True, False, spec)
+
+
+def test_registering_another_spec_under_the_same_id_is_refused(optimizer: BatchSizeOptimizer) -> None:
+    optimizer.register_job(job_spec(job_id="test-same"))
+    with pytest.raises(SpecMismatchError):
+        optimizer.register_job(job_spec(job_id="test-same", eta_knob=0.2))
+
+
+def test_unknown_job_is_an_error_on_every_command(optimizer: BatchSizeOptimizer) -> None:
+    with pytest.raises(UnknownJobError):
+        optimizer.predict("test-none")
+    with pytest.raises(UnknownJobError):
+        optimizer.report("test-none", 1, 8, 1.0, 1.0, 1.0, 1)
+    with pytest.raises(UnknownJobError):
+        optimizer.end_trial("test-none", 1, 8)
+    with pytest.raises(UnknownJobError):
+        optimizer.delete_job("test-none")
+
+
+def test_delete_hides_the_job_and_a_new_registration_starts_fresh(optimizer: BatchSizeOptimizer) -> None:
+    optimizer.register_job(job_spec(job_id="test-del"))
+    old = optimizer.live_job("test-del")
+    optimizer.predict("test-del")
+    optimizer.delete_job("test-del")
+    with pytest.raises(UnknownJobError):
+        optimizer.predict("test-del")
+    created, _ = optimizer.register_job(job_spec(job_id="test-del"))
+    assert created
+    assert optimizer.predict("test-del")["trial_number"] == 1
+    history = optimizer.repository.get(old.id)
+    assert history.deleted and history.trial_count == 1
+
+
+def test_end_trial_frees_the_exploration_and_is_idempotent(optimizer: BatchSizeOptimizer) -> None:
+    _, spec = optimizer.register_job(job_spec())
+    job_id = spec["job_id"]
+    first = optimizer.predict(job_id)
+    optimizer.end_trial(job_id, first["trial_number"], first["batch_size"])
+    optimizer.end_trial(job_id, first["trial_number"], first["batch_size"])
+    second = optimizer.predict(job_id)
+    assert (second["trial_number"], second["batch_size"]) == (2, first["batch_size"])
+    with pytest.raises(UnknownTrialError):
+        optimizer.end_trial(job_id, 9, 32)
+
+
+def test_no_converged_size_is_reported_and_the_job_stays_readable(optimizer: BatchSizeOptimizer) -> None:
+    _, spec = optimizer.register_job(job_spec(batch_sizes=[16, 32], default_batch_size=32))
+    job_id = spec["job_id"]
+    trial = optimizer.predict(job_id)
+    optimizer.report(job_id, trial["trial_number"], 32, 1.0, 1.0, 0.0, 10)
+    with pytest.raises(NoConvergedBatchSizeError):
+        optimizer.predict(job_id)
+    assert optimizer.live_job(job_id).trial_count == 1
+
+
+def test_concurrent_commands_in_one_process_never_duplicate_a_trial(optimizer: BatchSizeOptimizer) -> None:
+    _, spec = optimizer.register_job(job_spec(num_pruning_rounds=1))
+    job_id = spec["job_id"]
+    numbers: list[int] = []
+
+    def trainer() -> None:
+        for _ in range(6):
+            trial = optimizer.predict(job_id)
+            numbers.append(trial["trial_number"])
+            optimizer.report(job_id, trial["trial_number"], trial["batch_size"], 1.0, 10.0, 0.9, 1)
+
+    threads = [threading.Thread(target=trainer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(numbers) == list(range(1, 37))
+    job = optimizer.live_job(job_id)
+    assert job.trial_statuses == ["Succeeded"] * 36
+
+
+def test_a_lost_race_is_retried_from_a_fresh_load(database_url: str, optimizer: BatchSizeOptimizer) -> None:
+    if database_url == "memory://":
+        pytest.skip("two applications cannot share an in-memory store")
+    _, spec = optimizer.register_job(job_spec())
+    job_id = spec["job_id"]
+    optimizer.predict(job_id)  # cache the job in this process
+    rival = BatchSizeOptimizer(env=persistence_env(database_url))
+    real_save = optimizer.save
+    raced = []
+
+    def save_after_a_rival_write(*aggregates, **kwargs):
+        if not raced:
+            raced.append(rival.predict(job_id))  # another process wins the race for version N+1
+        return real_save(*aggregates, **kwargs)
+
+    optimizer.save = save_after_a_rival_write
+    try:
+        ours = optimizer.predict(job_id)
+    finally:
+        rival.close()
+    assert raced[0]["trial_number"] == 2 and ours["trial_number"] == 3
+    assert optimizer.conflict_stats.as_dict()["conflicts_retried"] == 1
+    assert optimizer.live_job(job_id).trial_count == 3
