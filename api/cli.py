@@ -4,11 +4,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from api.commands import serve
+from api.commands import initdb, serve
+from infrastructure.schema import SchemaMissingError
 from infrastructure.settings import SettingsError
 
 # Add a subcommand by writing api/commands/NAME.py with register() and listing it here.
-COMMAND_MODULES = [serve]
+COMMAND_MODULES = [serve, initdb]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except SettingsError as error:
+    except (SettingsError, SchemaMissingError) as error:
         print(f"bso: {error}", file=sys.stderr)
         return 2
 

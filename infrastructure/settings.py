@@ -84,9 +84,10 @@ def persistence_env(
         if not path:
             raise SettingsError(f"{database_url!r} names no database file")
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "infrastructure.sqlite_store:DurableSQLiteFactory",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "y" if create_schema else "n",
         }
     if url.scheme in ("postgresql", "postgres"):
         if not url.hostname or not url.path.strip("/"):
