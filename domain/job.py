@@ -65,12 +65,19 @@ class Job(Aggregate):
     TOPIC = "bso.Job"
 
     class Registered(Aggregate.Created):
+        """Version 2 added ``policy_version``; version-1 registrations ran policy 1."""
+
         TOPIC = "bso.Job.Registered"
+        class_version = 2
         job_id: str
         spec: dict[str, Any]
         seed: int
         generator_state: dict[str, Any]
         policy_version: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["policy_version"] = 1
 
     class Created(Aggregate.Created):
         """Unused: the library requires an explicit topic for this inherited name too."""
@@ -175,9 +182,6 @@ class Job(Aggregate):
 
         def apply(self, job: "Job") -> None:
             job.deleted = True
-
-    class Snapshot(Aggregate.Snapshot):
-        TOPIC = "bso.Job.Snapshot"
 
     def __init__(
         self,

@@ -39,9 +39,6 @@ class JobName(Aggregate):
         def apply(self, name: "JobName") -> None:
             name.current = None
 
-    class Snapshot(Aggregate.Snapshot):
-        TOPIC = "bso.JobName.Snapshot"
-
     @staticmethod
     def create_id(job_id: str) -> UUID:
         return job_name_id(job_id)

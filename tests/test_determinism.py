@@ -111,3 +111,16 @@ def test_replay_equals_live_aggregate_and_versions_match_observed_states(sqlite_
     for version, state in observed.items():
         assert replay_app.repository.get(live.id, version=version) == state
     replay_app.close()
+
+
+def test_snapshots_are_taken_and_rebuild_the_same_aggregate(sqlite_url: str) -> None:
+    live_app = BatchSizeOptimizer(env=persistence_env(sqlite_url))
+    _, spec = live_app.register_job(job_spec(batch_sizes=SIZES, default_batch_size=32, window_size=3))
+    run_history(live_app, spec["job_id"], 130)  # 260+ events: past the snapshot interval
+    live = live_app.live_job(spec["job_id"])
+    live_app.close()
+
+    fresh = BatchSizeOptimizer(env=persistence_env(sqlite_url))
+    assert fresh.snapshots is not None and list(fresh.snapshots.get(live.id))
+    assert fresh.repository.get(live.id) == live
+    fresh.close()
