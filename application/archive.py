@@ -1,0 +1,108 @@
+"""Export a job's events as JSON Lines and import them into another event store.
+
+A line is one stored event exactly as recorded: its stream id, version, stored
+topic and stored state (the transcoded JSON object). Importing writes the same
+records, so the imported job replays to the same state, with the same upcasting,
+as the original; its UUID is kept, and its job id is claimed in the target
+when that id is free there.
+"""
+
+import json
+from typing import Any, Iterable, Iterator
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from application.audit import JobAudit
+from application.catalog import REGISTERED_TOPIC
+from application.service import BatchSizeOptimizer
+from domain.job import Job
+from domain.job_name import JobName, job_name_id
+
+
+class ArchiveError(ValueError):
+    """An export file that cannot be imported as it is."""
+
+
+def export_lines(audit: JobAudit, reference: str) -> Iterator[str]:
+    for record in audit.stored_events(reference):
+        yield json.dumps(
+            {
+                "originator_id": str(record.originator_id),
+                "originator_version": record.originator_version,
+                "topic": record.topic,
+                "state": json.loads(record.state),
+            },
+            separators=(",", ":"),
+        )
+
+
+def import_lines(app: BatchSizeOptimizer, lines: Iterable[str]) -> dict[str, Any]:
+    """Write one exported job into ``app``'s store; returns what was imported."""
+    records = [_stored_event(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    _check_stream(records)
+    job_uuid = records[0].originator_id
+    try:
+        events = [app.mapper.to_domain_event(record) for record in records]
+    except Exception as error:  # any decoding failure means the file is not ours
+        raise ArchiveError(f"An event could not be decoded: {error}") from None
+    registered = events[0]
+    assert isinstance(registered, Job.Registered)
+    try:
+        app.recorder.insert_events(records)
+    except IntegrityError:
+        raise ArchiveError(f"Job {job_uuid} is already in this database") from None
+    deleted = any(isinstance(event, Job.Deleted) for event in events)
+    name_claimed = _claim_name(app, registered.job_id, str(job_uuid), deleted)
+    return {
+        "job_id": registered.job_id,
+        "job_uuid": str(job_uuid),
+        "events": len(records),
+        "job_id_claimed": name_claimed,
+    }
+
+
+def _stored_event(line_number: int, line: str) -> StoredEvent:
+    try:
+        data = json.loads(line)
+        return StoredEvent(
+            originator_id=UUID(data["originator_id"]),
+            originator_version=int(data["originator_version"]),
+            topic=str(data["topic"]),
+            state=json.dumps(data["state"], separators=(",", ":")).encode(),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise ArchiveError(f"Line {line_number} is not an exported event: {error!r}") from None
+
+
+def _check_stream(records: list[StoredEvent]) -> None:
+    if not records:
+        raise ArchiveError("The export holds no events")
+    if records[0].topic != REGISTERED_TOPIC:
+        raise ArchiveError(f"The first event must be {REGISTERED_TOPIC}, not {records[0].topic}")
+    for expected, record in enumerate(records, start=1):
+        if record.originator_id != records[0].originator_id or record.originator_version != expected:
+            raise ArchiveError(
+                f"Event {expected} breaks the stream: expected job {records[0].originator_id} "
+                f"version {expected}, found {record.originator_id} version {record.originator_version}"
+            )
+
+
+def _claim_name(app: BatchSizeOptimizer, job_id: str, job_uuid: str, deleted: bool) -> bool:
+    """Point the job id at the imported job unless a live job already answers to it."""
+    now = app.clock()
+    try:
+        name: JobName | None = app.repository.get(job_name_id(job_id))
+    except AggregateNotFoundError:
+        name = None
+    if name is not None and name.current is not None:
+        return False
+    if name is None:
+        name = JobName.claim(job_id, job_uuid, now)
+    else:
+        name.reclaim(job_uuid, now)
+    if deleted:
+        name.release(now)
+    app.save(name)
+    return True

@@ -1,0 +1,82 @@
+"""The list of every job ever registered, read from the application's own event log.
+
+No second table is written, so the list is consistent with the events on every
+store (memory, SQLite, PostgreSQL) by construction. Each process keeps its
+entries in memory and, on every read, asks the log only for what was appended
+since its last read: a listing costs one indexed range query over the new
+events, not a scan of the whole history. Both stores assign notification ids in
+commit order (PostgreSQL under a table lock, SQLite by its single writer), so
+nothing committed below the last position read can appear later.
+"""
+
+import bisect
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from domain.job import Job
+
+if TYPE_CHECKING:
+    from application.service import BatchSizeOptimizer
+
+REGISTERED_TOPIC = Job.Registered.TOPIC
+_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    position: int  # notification id of the registration: the paging cursor
+    job_id: str
+    job_uuid: UUID
+    registered_at: datetime
+
+
+class JobCatalog:
+    def __init__(self, app: "BatchSizeOptimizer") -> None:
+        self._app = app
+        self._entries: list[CatalogEntry] = []
+        self._positions: list[int] = []
+        self._read_up_to = 0
+        self._lock = threading.Lock()
+
+    def page(self, prefix: str, after: int, limit: int) -> tuple[list[CatalogEntry], bool]:
+        """Registrations after the cursor ``after`` whose job id starts with ``prefix``.
+
+        Returns up to ``limit`` entries in registration order and whether more match.
+        """
+        self._catch_up()
+        with self._lock:
+            start = bisect.bisect_right(self._positions, after)
+            matches: list[CatalogEntry] = []
+            for entry in self._entries[start:]:
+                if entry.job_id.startswith(prefix):
+                    if len(matches) == limit:
+                        return matches, True
+                    matches.append(entry)
+            return matches, False
+
+    def _catch_up(self) -> None:
+        with self._lock:
+            recorder = self._app.recorder
+            newest = recorder.max_notification_id() or 0
+            while self._read_up_to < newest:
+                notifications = recorder.select_notifications(
+                    self._read_up_to,
+                    _PAGE,
+                    stop=newest,
+                    topics=[REGISTERED_TOPIC],
+                    inclusive_of_start=False,
+                )
+                for notification in notifications:
+                    event = self._app.mapper.to_domain_event(notification)
+                    assert isinstance(event, Job.Registered)
+                    self._entries.append(
+                        CatalogEntry(notification.id, event.job_id, event.originator_id, event.timestamp)
+                    )
+                    self._positions.append(notification.id)
+                if len(notifications) < _PAGE:
+                    self._read_up_to = newest
+                else:
+                    self._read_up_to = notifications[-1].id
