@@ -1,0 +1,197 @@
+"""``bso simulate``: replay a recurring job of the Zeus traces through the optimizer."""
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from application.simulator import (
+    InProcessClient,
+    Knobs,
+    OptimizerClient,
+    SimulationError,
+    SimulationResult,
+    TraceSimulator,
+    WorkloadTrace,
+)
+from domain.errors import DomainError
+from infrastructure.optimizer_http import HttpOptimizerClient, RemoteOptimizerError
+from infrastructure.settings import persistence_env
+from infrastructure.trace_data import (
+    SHIPPED_GPUS,
+    WORKLOAD_PRESETS,
+    TraceError,
+    Traces,
+    Workload,
+    shipped_power_trace,
+    shipped_train_trace,
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "simulate",
+        help="replay a recurring training job from the Zeus traces through the optimizer",
+        description="Trace-driven simulation: a simulated trainer asks the optimizer for a batch "
+        "size, trains by sampling a recorded run from the Zeus NSDI '23 traces, and reports.",
+    )
+    workload = parser.add_argument_group("workload (a preset, each field overridable)")
+    workload.add_argument("--workload", choices=sorted(WORKLOAD_PRESETS), help="preset (default librispeech)")
+    workload.add_argument("--dataset")
+    workload.add_argument("--network")
+    workload.add_argument("--optimizer")
+    workload.add_argument("--target-metric", type=float)
+    workload.add_argument("--max-epochs", type=int)
+    workload.add_argument("--default-batch-size", type=int)
+    traces = parser.add_argument_group("traces")
+    traces.add_argument("--gpu", default="v100", help=f"shipped power trace: {', '.join(SHIPPED_GPUS)} (default v100)")
+    traces.add_argument("--train-trace", type=Path, help="train trace CSV (default: the shipped one)")
+    traces.add_argument("--power-trace", type=Path, help="power trace CSV (default: the shipped one of --gpu)")
+    knobs = parser.add_argument_group("optimizer knobs")
+    knobs.add_argument("--eta-knob", type=float, default=0.5)
+    knobs.add_argument("--beta-knob", type=_beta, default=2.0, help="early-stop factor, or 'none' (default 2.0)")
+    knobs.add_argument("--mab-seed", type=int, default=1, help="the job's bandit seed (default 1)")
+    knobs.add_argument("--window-size", type=int, default=0)
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=1, help="the simulator's own sampling seed (default 1)")
+    run.add_argument("--recurrences", type=int, help="default: 2 x batch sizes x power limits")
+    run.add_argument("--url", help="drive a running server over HTTP instead of the in-process application")
+    run.add_argument("--database-url", default="memory://", help="event store of the in-process application (default memory://)")
+    run.add_argument("--json", action="store_true", help="print everything as one JSON document")
+    run.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of cost and batch size per recurrence")
+    parser.set_defaults(handler=simulate)
+
+
+def _beta(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    return float(text)
+
+
+def simulate(args: argparse.Namespace) -> int:
+    try:
+        result = _run(args)
+    except (SimulationError, TraceError, RemoteOptimizerError, DomainError) as error:
+        print(f"bso simulate: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_report(result)
+    if args.plot is not None:
+        return write_plot(result, args.plot)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> SimulationResult:
+    train_path = args.train_trace or shipped_train_trace()
+    power_path = args.power_trace or shipped_power_trace(args.gpu)
+    traces = Traces.load(train_path, power_path)
+    trace = WorkloadTrace(traces, workload_from(args, traces))
+    recurrences = args.recurrences or 2 * len(trace.batch_sizes) * len(trace.power_limits)
+    knobs = Knobs(args.eta_knob, args.beta_knob, args.mab_seed, args.window_size)
+    client, close = _client(args)
+    try:
+        simulator = TraceSimulator(trace, client, knobs, seed=args.seed, gpu_model=args.gpu)
+        return simulator.run(recurrences, progress=_progress if sys.stderr.isatty() else None)
+    finally:
+        close()
+
+
+def workload_from(args: argparse.Namespace, traces: Traces) -> Workload:
+    """The preset named by --workload (or --dataset), with every given field overriding it."""
+    name = args.workload or args.dataset or "librispeech"
+    overrides = {
+        "dataset": args.dataset,
+        "network": args.network,
+        "optimizer": args.optimizer,
+        "target_metric": args.target_metric,
+        "max_epochs": args.max_epochs,
+        "default_batch_size": args.default_batch_size,
+    }
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if name in WORKLOAD_PRESETS:
+        workload = replace(WORKLOAD_PRESETS[name], **given)
+    else:
+        missing = [f"--{key.replace('_', '-')}" for key, value in overrides.items() if value is None]
+        if missing:
+            raise TraceError(f"No preset for dataset {name!r}: also give {', '.join(missing)}")
+        workload = Workload(**given)
+    if args.default_batch_size is None:
+        # Like Zeus's experiments: a GPU with less memory caps the preset default.
+        largest = traces.batch_sizes(workload)[-1]
+        workload = replace(workload, default_batch_size=min(workload.default_batch_size, largest))
+    if workload.default_batch_size not in traces.batch_sizes(workload):
+        raise TraceError(
+            f"Default batch size {workload.default_batch_size} is not among the traced batch sizes "
+            f"{traces.batch_sizes(workload)}"
+        )
+    return workload
+
+
+def _client(args: argparse.Namespace) -> tuple[OptimizerClient, Any]:
+    if args.url:
+        remote = HttpOptimizerClient.connect(args.url)
+        return remote, remote.close
+    from application.service import BatchSizeOptimizer
+
+    optimizer = BatchSizeOptimizer(env=persistence_env(args.database_url))
+    return InProcessClient(optimizer), optimizer.close
+
+
+def _progress(done: int, total: int) -> None:
+    end = "\n" if done == total else ""
+    print(f"\rrecurrence {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def print_report(result: SimulationResult) -> None:
+    spec = result.spec
+    print(f"job {result.job_id}: batch sizes {spec['batch_sizes']}, default {spec['default_batch_size']}, "
+          f"eta {spec['eta_knob']}, beta {spec['beta_knob']}, max_power {spec['max_power']} W")
+    print(f"{'rec':>4} {'bs':>6} {'pl':>4} {'epochs':>6} {'energy (J)':>14} {'time (s)':>11} "
+          f"{'cost':>14} {'tries':>5} converged")
+    for rec in result.recurrences:
+        print(f"{rec.number:>4} {rec.batch_size:>6} {rec.power_limit:>4} {rec.epochs:>6g} {rec.energy:>14.1f} "
+              f"{rec.time:>11.1f} {rec.cost:>14.1f} {rec.tries:>5} {rec.converged}")
+    summary = result.summary
+    print(f"runs: {summary['runs']} over {summary['recurrences']} recurrences; "
+          f"final batch size {summary['final_batch_size']}, settled after recurrence "
+          f"{summary['settled_after_recurrence']}")
+    print(f"cumulative cost {summary['cumulative_cost']:.4g}, energy {summary['cumulative_energy']:.4g} J, "
+          f"time {summary['cumulative_time']:.4g} s")
+    oracle = summary["oracle"]
+    if oracle is not None:
+        print(f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
+              f"{summary['regret']:.4g} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
+    baseline = summary["baseline"]
+    print(f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
+          f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
+          f"cost saved {summary['cost_saved_fraction']:.1%}")
+
+
+def write_plot(result: SimulationResult, path: Path) -> int:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bso simulate: --plot needs matplotlib: python -m pip install 'bso[plot]'", file=sys.stderr)
+        return 1
+    numbers = [rec.number for rec in result.recurrences]
+    figure, (cost_axis, size_axis) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    cost_axis.plot(numbers, [rec.cost for rec in result.recurrences], marker=".", linewidth=0.8)
+    cost_axis.set_ylabel("cost per recurrence")
+    cost_axis.set_yscale("log")
+    size_axis.step(numbers, [rec.batch_size for rec in result.recurrences], where="mid")
+    size_axis.set_ylabel("chosen batch size")
+    size_axis.set_xlabel("recurrence")
+    workload = result.workload
+    figure.suptitle(f"{workload['dataset']}/{workload['network']} on {result.spec['gpu_model']}")
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=120)
+    plt.close(figure)
+    print(f"plot written to {path}", file=sys.stderr)
+    return 0

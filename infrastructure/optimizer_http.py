@@ -1,0 +1,57 @@
+"""A trainer's HTTP client for the Zeus-compatible routes (of this server or Zeus's)."""
+
+import json
+from typing import Any
+
+import httpx
+
+
+class RemoteOptimizerError(RuntimeError):
+    """The server answered a request with an error status."""
+
+
+class HttpOptimizerClient:
+    """Sends bodies as raw JSON without a Content-Type, exactly as Zeus's client does."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    @classmethod
+    def connect(cls, url: str, timeout: float = 30.0) -> "HttpOptimizerClient":
+        return cls(httpx.Client(base_url=url.rstrip("/"), timeout=timeout))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def register(self, spec: dict[str, Any]) -> str:
+        return self._checked(self.http.post("/jobs", content=json.dumps(spec)))["job_id"]
+
+    def predict(self, job_id: str) -> tuple[int, int]:
+        answer = self._checked(self.http.get("/jobs/batch_size", params={"job_id": job_id}))
+        return answer["batch_size"], answer["trial_number"]
+
+    def report(self, job_id: str, trial_number: int, batch_size: int, time: float,
+               energy: float, metric: float, current_epoch: int) -> dict[str, Any]:
+        body = {
+            "job_id": job_id,
+            "trial_number": trial_number,
+            "batch_size": batch_size,
+            "time": time,
+            "energy": energy,
+            "metric": metric,
+            "current_epoch": current_epoch,
+        }
+        return self._checked(self.http.post("/report", content=json.dumps(body)))
+
+    def end_trial(self, job_id: str, trial_number: int, batch_size: int) -> None:
+        body = {"job_id": job_id, "trial_number": trial_number, "batch_size": batch_size}
+        self._checked(self.http.patch("/trials", content=json.dumps(body)))
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            raise RemoteOptimizerError(
+                f"{response.request.method} {response.request.url.path} answered "
+                f"{response.status_code}: {response.text[:500]}"
+            )
+        return response.json()
