@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from application.idempotency import IdempotencyKeyReusedError
 from application.retry import ConcurrencyConflictError
 from domain.errors import (
     BadOperationError,
@@ -42,6 +43,7 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int]] = [
     (NoConvergedBatchSizeError, 409),
     (TrialAbandonedError, 409),
     (ConcurrencyConflictError, 409),
+    (IdempotencyKeyReusedError, 409),
     (BadOperationError, 400),
     (DomainError, 400),
 ]

@@ -1,13 +1,16 @@
 """The five routes of Zeus's batch size optimizer server, same paths, bodies and answers."""
 
+from typing import Any, Mapping
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.errors import NotFoundError
+from api.errors import NotFoundError, RequestError
 from api.requests import parse_body, query_job_id
 from api.schemas import JobSpecFromClient, TrainingResult, TrialId
+from application.idempotency import MAX_KEY_LENGTH, RequestKey
 from application.service import BatchSizeOptimizer
 from domain.errors import UnknownJobError
 
@@ -20,15 +23,28 @@ def body_limit(request: Request) -> int:
     return request.app.state.settings.max_body_bytes
 
 
+def request_key(request: Request, scope: str, body: Mapping[str, Any]) -> RequestKey | None:
+    """The request's ``Idempotency-Key`` header, if any, bound to this job, route and body."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise RequestError(422, f"Invalid request: header.Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+    return RequestKey.of(scope, f"{request.method} {request.url.path}", key, body)
+
+
 async def register_job(request: Request) -> Response:
     spec = await parse_body(request, JobSpecFromClient, body_limit(request))
-    created, registered = await run_in_threadpool(optimizer(request).register_job, spec.model_dump())
+    body = spec.model_dump()
+    key = request_key(request, spec.job_id or spec.job_id_prefix, body)
+    created, registered = await run_in_threadpool(optimizer(request).register_job, body, key)
     return JSONResponse(registered, status_code=201 if created else 200)
 
 
 async def predict(request: Request) -> Response:
     job_id = query_job_id(request)
-    trial = await run_in_threadpool(optimizer(request).predict, job_id)
+    key = request_key(request, job_id, {"job_id": job_id})
+    trial = await run_in_threadpool(optimizer(request).predict, job_id, key)
     return JSONResponse(trial)
 
 
@@ -43,14 +59,18 @@ async def report(request: Request) -> Response:
         result.energy,
         result.metric,
         result.current_epoch,
+        request_key(request, result.job_id, result.model_dump()),
     )
     return JSONResponse(answer)
 
 
 async def end_trial(request: Request) -> Response:
     trial = await parse_body(request, TrialId, body_limit(request))
+    key = request_key(request, trial.job_id, trial.model_dump())
     try:
-        await run_in_threadpool(optimizer(request).end_trial, trial.job_id, trial.trial_number, trial.batch_size)
+        await run_in_threadpool(
+            optimizer(request).end_trial, trial.job_id, trial.trial_number, trial.batch_size, key
+        )
     except UnknownJobError:
         raise NotFoundError(f"Could not find the trial: job {trial.job_id} is unknown") from None
     return JSONResponse(None)
@@ -58,8 +78,9 @@ async def end_trial(request: Request) -> Response:
 
 async def delete_job(request: Request) -> Response:
     job_id = query_job_id(request)
+    key = request_key(request, job_id, {"job_id": job_id})
     try:
-        await run_in_threadpool(optimizer(request).delete_job, job_id)
+        await run_in_threadpool(optimizer(request).delete_job, job_id, key)
     except UnknownJobError:
         raise NotFoundError(f"No job was deleted: job {job_id} is unknown") from None
     return JSONResponse(None)

@@ -14,12 +14,15 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 
+from application.idempotency import IdempotentResponse, RequestKey
 from application.retry import ConflictStats, RetryPolicy, run_with_retries
 from domain.errors import SpecMismatchError, UnknownJobError
 from domain.job import Job
 from domain.job_name import JobName, job_name_id
 
 Clock = Callable[[], datetime]
+# Given a command's response, the aggregates that remember it for an idempotent retry.
+Remember = Callable[[Any], list[IdempotentResponse]]
 
 DEFAULT_LEASE_SECONDS = 86400.0
 
@@ -64,15 +67,17 @@ class BatchSizeOptimizer(Application):
 
     # -- commands --------------------------------------------------------------------
 
-    def register_job(self, spec: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    def register_job(
+        self, spec: Mapping[str, Any], request: RequestKey | None = None
+    ) -> tuple[bool, dict[str, Any]]:
         """Register a job; returns (created, spec with job_id). Same id, same spec: not created."""
         spec = dict(spec)
         if spec.get("job_id") is None:
             spec["job_id"] = self._fresh_job_id(spec["job_id_prefix"])
-        with self._job_locks(spec["job_id"]):
-            return run_with_retries(lambda: self._register(spec), self.retry_policy, self.conflict_stats)
+        created, registered = self._run(spec["job_id"], lambda remember: self._register(spec, remember), request)
+        return bool(created), dict(registered)
 
-    def _register(self, spec: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    def _register(self, spec: dict[str, Any], remember: Remember) -> tuple[bool, dict[str, Any]]:
         now = self.clock()
         job_id = spec["job_id"]
         name = self._job_name(job_id)
@@ -83,6 +88,9 @@ class BatchSizeOptimizer(Application):
                     f"Job {job_id} is already registered with a different specification. "
                     "Use a new job_id for a different configuration."
                 )
+            records = remember([False, existing.spec])
+            if records:
+                self.save(*records)
             return False, dict(existing.spec)
         seed = spec["mab_seed"] if spec.get("mab_seed") is not None else secrets.randbits(63)
         job = Job.register(uuid4(), job_id, spec, seed, now)
@@ -90,7 +98,7 @@ class BatchSizeOptimizer(Application):
             name = JobName.claim(job_id, str(job.id), now)
         else:
             name.reclaim(str(job.id), now)
-        self.save(name, job)
+        self.save(name, job, *remember([True, job.spec]))
         return True, dict(job.spec)
 
     def _fresh_job_id(self, prefix: str) -> str:
@@ -99,18 +107,19 @@ class BatchSizeOptimizer(Application):
             if self._job_name(candidate) is None:
                 return candidate
 
-    def predict(self, job_id: str) -> dict[str, Any]:
+    def predict(self, job_id: str, request: RequestKey | None = None) -> dict[str, Any]:
         """Dispatch a new trial and say which batch size it trains with."""
 
-        def command() -> dict[str, Any]:
+        def command(remember: Remember) -> dict[str, Any]:
             job = self.live_job(job_id)
             now = self.clock()
             job.expire_stale_trials(now, self.lease_seconds)
             trial = job.dispatch_trial(now)
-            self.save(job)
-            return {"job_id": job_id, "batch_size": trial.batch_size, "trial_number": trial.number}
+            answer = {"job_id": job_id, "batch_size": trial.batch_size, "trial_number": trial.number}
+            self.save(job, *remember(answer))
+            return answer
 
-        return self._run(job_id, command)
+        return self._run(job_id, command, request)
 
     def report(
         self,
@@ -121,48 +130,61 @@ class BatchSizeOptimizer(Application):
         energy: float,
         metric: float,
         current_epoch: int,
+        request: RequestKey | None = None,
     ) -> dict[str, Any]:
         """Record an epoch's cumulative time, energy and metric; say whether to stop."""
 
-        def command() -> dict[str, Any]:
+        def command(remember: Remember) -> dict[str, Any]:
             job = self.live_job(job_id)
             now = self.clock()
             job.expire_stale_trials(now, self.lease_seconds)
-            answer = job.report(trial_number, batch_size, time, energy, metric, current_epoch, now)
-            self.save(job)
-            return {"stop_train": answer.stop_train, "converged": answer.converged, "message": answer.message}
+            verdict = job.report(trial_number, batch_size, time, energy, metric, current_epoch, now)
+            answer = {"stop_train": verdict.stop_train, "converged": verdict.converged, "message": verdict.message}
+            self.save(job, *remember(answer))
+            return answer
 
-        return self._run(job_id, command)
+        return self._run(job_id, command, request)
 
-    def end_trial(self, job_id: str, trial_number: int, batch_size: int) -> None:
+    def end_trial(
+        self, job_id: str, trial_number: int, batch_size: int, request: RequestKey | None = None
+    ) -> None:
         """The trainer is done with this trial; if it never reported a result it is Failed."""
 
-        def command() -> None:
+        def command(remember: Remember) -> None:
             job = self.live_job(job_id)
             now = self.clock()
             job.expire_stale_trials(now, self.lease_seconds)
             job.end_trial(trial_number, batch_size, now)
-            self.save(job)
+            self.save(job, *remember(None))
 
-        self._run(job_id, command)
+        self._run(job_id, command, request)
 
-    def delete_job(self, job_id: str) -> None:
+    def delete_job(self, job_id: str, request: RequestKey | None = None) -> None:
         """Hide the job from trainers; its history stays readable."""
 
-        def command() -> None:
+        def command(remember: Remember) -> None:
             job = self.live_job(job_id)
             name = self._job_name(job_id)
             assert name is not None
             now = self.clock()
             job.delete(now)
             name.release(now)
-            self.save(name, job)
+            self.save(name, job, *remember(None))
 
-        self._run(job_id, command)
+        self._run(job_id, command, request)
 
-    def _run(self, job_id: str, command: Callable[[], Any]) -> Any:
+    def _run(self, job_id: str, command: Callable[[Remember], Any], request: RequestKey | None = None) -> Any:
         with self._job_locks(job_id):
-            return run_with_retries(command, self.retry_policy, self.conflict_stats)
+            return run_with_retries(lambda: self._attempt(command, request), self.retry_policy, self.conflict_stats)
+
+    def _attempt(self, command: Callable[[Remember], Any], request: RequestKey | None) -> Any:
+        """One try: a repeated request gets its stored answer, a first one stores it with its events."""
+        if request is None:
+            return command(lambda response: [])
+        try:
+            return self.repository.get(request.record_id).answer(request)
+        except AggregateNotFoundError:
+            return command(lambda response: [IdempotentResponse.record(request, response, self.clock())])
 
     # -- loading -----------------------------------------------------------------------
 
