@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import metrics_routes, zeus_routes
+from api import audit_routes, metrics_routes, zeus_routes
 from api.errors import EXCEPTION_HANDLERS, message
 from application.service import BatchSizeOptimizer
 from infrastructure.settings import Settings
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
     routes = [
         *zeus_routes.routes,
         *metrics_routes.routes,
+        *audit_routes.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
