@@ -1,0 +1,118 @@
+"""``bso reanalyze``: replay a job's history under other knobs; nothing is written."""
+
+import argparse
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.audit_routes import ReanalysisKnobs, checked_overrides
+from api.commands.audit import guarded, add_progress_flag, opened_audit, print_json, print_table, progress_for
+from api.commands.common import add_database_flag
+from api.errors import RequestError
+from application.reanalysis import reanalyze
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "reanalyze",
+        help="what the policy would have done with other knobs (read-only)",
+        description="Replay a job's recorded history under other knobs and compare decisions, "
+        "energy, time and cost with what actually happened. Unset knobs keep the job's values.",
+    )
+    parser.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
+    parser.add_argument("--eta-knob", type=float)
+    parser.add_argument("--beta-knob", type=_optional_float, default=argparse.SUPPRESS, help="a number, or 'none' to disable early stopping")
+    parser.add_argument("--window-size", type=int)
+    parser.add_argument("--mab-prior-mean", type=float)
+    parser.add_argument("--mab-prior-precision", type=float)
+    parser.add_argument("--mab-num-explorations", type=int)
+    parser.add_argument("--num-pruning-rounds", type=int)
+    parser.add_argument("--mab-seed", type=int)
+    parser.add_argument("--resample-seed", type=int, default=0, help="seed for drawing recorded runs of other sizes (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the full JSON report")
+    add_progress_flag(parser)
+    add_database_flag(parser)
+    parser.set_defaults(handler=lambda args: guarded(run, args))
+
+
+def knobs_from(args: argparse.Namespace) -> ReanalysisKnobs:
+    names = [name for name in ReanalysisKnobs.model_fields if name != "resample_seed"]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if hasattr(args, "beta_knob"):
+        given["beta_knob"] = args.beta_knob
+    return ReanalysisKnobs(**given, resample_seed=args.resample_seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        knobs = knobs_from(args)
+    except ValidationError as error:
+        print(f"bso reanalyze: {error}", file=sys.stderr)
+        return 2
+    with opened_audit(args) as audit:
+        events = audit.domain_events(args.job_id)
+        try:
+            overrides = checked_overrides(events[0].spec, knobs)
+        except RequestError as error:
+            print(f"bso reanalyze: {error.message}", file=sys.stderr)
+            return 2
+        report = reanalyze(events, overrides, knobs.resample_seed, progress_for(args, "reanalyze"))
+    if args.json:
+        print_json(report)
+    else:
+        print_report(report)
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"job {report['job_id']} ({report['job_uuid']})")
+    knobs = report["knobs"]
+    changed = {k: (knobs["actual"][k], v) for k, v in knobs["counterfactual"].items() if knobs["actual"][k] != v}
+    print("knobs: " + (", ".join(f"{k} {a} -> {c}" for k, (a, c) in changed.items()) or "as recorded"))
+    if report["halted"]:
+        print(f"counterfactual halted: {report['halted']}")
+    print()
+    rows = []
+    for trial in report["trials"]:
+        actual, counterfactual = trial["actual"], trial["counterfactual"] or {}
+        rows.append(
+            {
+                "trial": trial["number"],
+                "actual_bs": actual["batch_size"],
+                "actual_stop": f"{actual['stop_reason'] or actual['status']}@{actual['epochs']}",
+                "actual_cost": actual["cost"],
+                "cf_bs": counterfactual.get("batch_size"),
+                "cf_data": counterfactual.get("data", "not simulated"),
+                "cf_stop": _counterfactual_stop(counterfactual),
+                "cf_cost": counterfactual.get("cost"),
+                "changed": ",".join(trial["changed"]),
+            }
+        )
+    print_table(rows, list(rows[0]) if rows else ["trial"])
+    summary = report["summary"]
+    print()
+    print_table(
+        [{"": side, **{k: summary[side][k] for k in ("trials", "energy", "time", "cost")}} for side in ("actual", "counterfactual")],
+        ["", "trials", "energy", "time", "cost"],
+    )
+    counterfactual = summary["counterfactual"]
+    if not counterfactual["complete"]:
+        print(
+            "counterfactual totals are lower bounds: unknown beyond the recorded epochs "
+            f"{counterfactual['unknown_trials']}, no data {counterfactual['no_data_trials']}, "
+            f"not simulated {counterfactual['not_simulated_trials']}"
+        )
+    print(f"batch size changes: {summary['batch_size_changes']}, decision changes: {summary['decision_changes']}")
+
+
+def _counterfactual_stop(counterfactual: dict[str, Any]) -> str:
+    if not counterfactual:
+        return "-"
+    if counterfactual["outcome"] == "unknown":
+        return f"unknown beyond epoch {counterfactual['unknown_beyond_epoch']}"
+    return f"{counterfactual['stop_reason'] or counterfactual['outcome']}@{counterfactual['epochs']}"
