@@ -4,12 +4,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from api.commands import initdb, serve, simulate
+from api.commands import audit, initdb, reanalyze, serve, simulate
 from infrastructure.schema import SchemaMissingError
 from infrastructure.settings import SettingsError
 
 # Add a subcommand by writing api/commands/NAME.py with register() and listing it here.
-COMMAND_MODULES = [serve, initdb, simulate]
+COMMAND_MODULES = [serve, initdb, simulate, audit, reanalyze]
 
 
 def build_parser() -> argparse.ArgumentParser:
