@@ -1,0 +1,58 @@
+"""Two ``bso serve --workers 2`` servers on one database, 64 concurrent trainers (bench/hammer.py)."""
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from application.service import BatchSizeOptimizer
+from bench.hammer import drive, scrape_conflicts, verify
+from infrastructure.schema import check_schema
+from infrastructure.settings import Settings
+from tests.servers import running_server
+
+CYCLES = 2  # bench/hammer.py runs more for the figures; this keeps the suite fast
+
+
+def test_two_multi_worker_servers_share_one_database_without_losing_or_duplicating(
+    database_url: str, tmp_path: Path
+) -> None:
+    if database_url == "memory://":
+        pytest.skip("an in-memory store cannot be shared between processes")
+    with (
+        running_server(database_url, tmp_path, "--workers", "2") as first,
+        running_server(database_url, tmp_path, "--workers", "2", BSO_CREATE_SCHEMA="n") as second,
+    ):
+        ledger, figures = drive([first.url, second.url], CYCLES, deadline_seconds=300)
+        conflicts = scrape_conflicts([first.url, second.url], processes=4)
+    print({**figures, **conflicts})
+    assert figures["status_5xx"] == 0 and figures["responses_by_status"].keys() == {"200"}
+    assert len(ledger.trials) == 9 and sum(map(len, ledger.trials.values())) == 64 * CYCLES
+    assert conflicts["retry_budget_exhausted"] == 0
+    assert verify(database_url, ledger) == []
+
+
+def bso(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=timeout,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def test_init_db_run_concurrently_creates_the_schema_once(database_url: str) -> None:
+    if database_url == "memory://":
+        pytest.skip("nothing to create in memory")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: bso("init-db", "--database-url", database_url), range(4)))
+    assert [result.returncode for result in results] == [0] * 4, [result.stderr for result in results]
+    check_schema(BatchSizeOptimizer, Settings(database_url=database_url))
+
+
+def test_serve_without_schema_creation_on_an_empty_database_says_what_to_do(database_url: str) -> None:
+    if database_url == "memory://":
+        pytest.skip("nothing to create in memory")
+    result = bso("serve", "--no-create-schema", "--port", "1", "--database-url", database_url)
+    assert result.returncode == 2
+    assert "bso init-db" in result.stderr and "Traceback" not in result.stderr
