@@ -1,0 +1,69 @@
+"""Stored event names are explicit and stable; old event versions are upcast on read."""
+
+import json
+from typing import Iterator
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import resolve_topic
+
+from application.audit import JobAudit
+from application.service import BatchSizeOptimizer
+from domain.job import Job
+from domain.job_name import JobName
+from infrastructure.settings import persistence_env
+from tests.audit_helpers import ManualClock, train
+from tests.helpers import job_spec
+
+
+@pytest.fixture
+def app() -> Iterator[BatchSizeOptimizer]:
+    optimizer = BatchSizeOptimizer(env=persistence_env("memory://"), clock=ManualClock())
+    yield optimizer
+    optimizer.close()
+
+
+def _declared_topics(aggregate: type) -> dict[str, type]:
+    """Explicit topics of the aggregate's own event classes."""
+    return {
+        value.TOPIC: value
+        for name, value in vars(aggregate).items()
+        if isinstance(value, type) and name != "Event" and getattr(value, "TOPIC", None)
+    }
+
+
+def test_every_stored_topic_is_an_explicit_name_not_a_python_path(app: BatchSizeOptimizer) -> None:
+    app.register_job(job_spec(job_id="test-topics"))
+    for _ in range(12):
+        train(app, "test-topics")
+    app.end_trial("test-topics", app.predict("test-topics")["trial_number"], app.live_job("test-topics").trial_batch_sizes[-1])
+    app.delete_job("test-topics")
+    stored_topics = {n.topic for n in app.recorder.select_notifications(1, 10_000)}
+    declared = {**_declared_topics(Job), **_declared_topics(JobName)}
+    assert stored_topics <= set(declared)
+    # The stored name resolves through the registry, not through a module path and class name.
+    assert all(resolve_topic(topic) is declared[topic] for topic in stored_topics)
+    assert {"bso.Job.Registered", "bso.Job.TrialDispatched", "bso.Job.TrialReported", "bso.Job.StageAdvancedToMAB",
+            "bso.Job.TrialEnded", "bso.Job.Deleted", "bso.JobName.Created", "bso.JobName.Released"} <= stored_topics
+    assert all(topic.startswith("bso.") and ":" not in topic for topic in stored_topics)
+
+
+def test_a_version_1_registration_is_read_back_upcast(app: BatchSizeOptimizer) -> None:
+    _, spec = app.register_job(job_spec(job_id="test-current"))
+    current = app.recorder.select_events(app.live_job("test-current").id, limit=1)[0]
+    state = json.loads(current.state)
+    assert state.pop("class_version") == Job.Registered.class_version == 2
+    del state["policy_version"]  # what version 1 of the event held
+    old_uuid = uuid4()
+    app.recorder.insert_events(
+        [StoredEvent(originator_id=old_uuid, originator_version=1, topic=current.topic, state=json.dumps(state).encode())]
+    )
+
+    job = app.repository.get(old_uuid)
+    assert isinstance(job, Job)
+    assert job.policy_version == 1
+    assert job.spec == spec
+    events = JobAudit(app).events(str(old_uuid))["events"]
+    assert events[0]["type"] == "bso.Job.Registered"
+    assert events[0]["payload"]["policy_version"] == 1
