@@ -1,0 +1,169 @@
+"""The /v1 audit and reanalysis routes through real HTTP calls (ASGI, in process)."""
+
+from typing import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from application.service import BatchSizeOptimizer
+from infrastructure.settings import Settings, persistence_env
+from tests.audit_helpers import ManualClock, train
+from tests.helpers import job_spec
+
+
+def _client(database_url: str) -> Iterator[tuple[TestClient, BatchSizeOptimizer]]:
+    optimizer = BatchSizeOptimizer(env=persistence_env(database_url), clock=ManualClock())
+    try:
+        with TestClient(create_app(Settings(database_url=database_url), optimizer=optimizer)) as client:
+            yield client, optimizer
+    finally:
+        optimizer.close()
+
+
+@pytest.fixture
+def memory_client() -> Iterator[tuple[TestClient, BatchSizeOptimizer]]:
+    yield from _client("memory://")
+
+
+@pytest.fixture
+def history(memory_client: tuple[TestClient, BatchSizeOptimizer]) -> TestClient:
+    client, optimizer = memory_client
+    optimizer.register_job(job_spec(job_id="test-h"))
+    for _ in range(14):
+        train(optimizer, "test-h")
+    return client
+
+
+def test_job_list_pages_filters_and_keeps_deleted_jobs_on_every_store(database_url: str) -> None:
+    for client, optimizer in _client(database_url):
+        for name in ("alpha-1", "alpha-2", "beta-1", "alpha-3"):
+            optimizer.register_job(job_spec(job_id=name, job_id_prefix=name.split("-")[0]))
+        train(optimizer, "alpha-2")
+        optimizer.delete_job("alpha-3")
+
+        first = client.get("/v1/jobs", params={"prefix": "alpha", "limit": 2})
+        assert first.status_code == 200
+        assert [job["job_id"] for job in first.json()["jobs"]] == ["alpha-1", "alpha-2"]
+        assert first.json()["jobs"][1]["trials"]["succeeded"] == 1
+        assert first.json()["jobs"][1]["min_cost_batch_size"] == 32
+        rest = client.get("/v1/jobs", params={"prefix": "alpha", "after": first.json()["next_after"]}).json()
+        assert [(job["job_id"], job["deleted"]) for job in rest["jobs"]] == [("alpha-3", True)]
+        assert rest["next_after"] is None
+        everything = client.get("/v1/jobs").json()["jobs"]
+        assert len(everything) == 4 and all(job["registered_at"] and job["job_uuid"] for job in everything)
+
+
+def test_bad_paging_values_are_422_naming_the_field(memory_client: tuple[TestClient, BatchSizeOptimizer]) -> None:
+    client, _ = memory_client
+    for query, field in [({"limit": "0"}, "query.limit"), ({"limit": "x"}, "query.limit"), ({"after": "-1"}, "query.after")]:
+        response = client.get("/v1/jobs", params=query)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["field"] == field
+
+
+def test_job_state_shows_pruning_then_arms(history: TestClient) -> None:
+    state = history.get("/v1/jobs/test-h").json()
+    assert state["stage"] == "MAB" and state["deleted"] is False
+    assert state["spec"]["job_id"] == "test-h" and state["seed"] == 1
+    assert state["pruning"]["round"] == state["pruning"]["num_rounds"] == 2
+    assert [arm["batch_size"] for arm in state["arms"]] == state["pruning"]["survivors"]
+    assert all({"mean", "precision", "num_observations"} <= set(arm) for arm in state["arms"])
+    assert state["trials"]["total"] == 14
+    by_uuid = history.get(f"/v1/jobs/{state['job_uuid']}").json()
+    assert by_uuid == state
+
+
+def test_trials_and_why_each_got_its_batch_size(history: TestClient) -> None:
+    trials = history.get("/v1/jobs/test-h/trials").json()["trials"]
+    assert [trial["number"] for trial in trials] == list(range(1, 15))
+    assert {"batch_size", "kind", "status", "epochs_reported", "time", "energy", "cost", "converged",
+            "stop_reason", "dispatched_at", "finished_at"} <= set(trials[0])
+    first = history.get("/v1/jobs/test-h/trials/1").json()
+    assert first["why"] == {"stage": "Pruning", "round": 0, "direction": "down", "generator_state_after": None}
+    assert [epoch["epoch"] for epoch in first["epochs"]] == list(range(1, first["epochs_reported"] + 1))
+    assert first["epochs"][-1]["final"] is True
+    bandit = next(trial for trial in trials if trial["kind"] == "MAB")
+    why = history.get(f"/v1/jobs/test-h/trials/{bandit['number']}").json()["why"]
+    assert why["stage"] == "MAB" and why["phase"] in ("explore", "thompson")
+    assert sorted(why["permutation"]) == [arm["batch_size"] for arm in why["arms"]]
+    assert why["generator_state_before"] != why["generator_state_after"]
+    thompson = [history.get(f"/v1/jobs/test-h/trials/{t['number']}").json()["why"] for t in trials if t["kind"] == "MAB"]
+    assert any(w["phase"] == "thompson" and set(w["samples"]) == {str(a["batch_size"]) for a in w["arms"]} for w in thompson)
+
+
+def test_events_are_paged_in_order(history: TestClient) -> None:
+    first = history.get("/v1/jobs/test-h/events", params={"limit": 5}).json()
+    assert [event["version"] for event in first["events"]] == [1, 2, 3, 4, 5]
+    assert first["events"][0]["type"] == "bso.Job.Registered"
+    assert first["events"][1]["payload"]["number"] == 1
+    second = history.get("/v1/jobs/test-h/events", params={"after": first["next_after"], "limit": 1000}).json()
+    assert second["events"][0]["version"] == 6 and second["next_after"] is None
+    total = len(first["events"]) + len(second["events"])
+    assert total == history.get("/v1/jobs/test-h").json()["version"]
+
+
+def test_state_at_a_version_and_at_an_instant(history: TestClient) -> None:
+    events = history.get("/v1/jobs/test-h/events", params={"limit": 1000}).json()["events"]
+    at_two = history.get("/v1/jobs/test-h/state", params={"version": 2}).json()
+    assert at_two["version"] == 2 and at_two["trials"]["total"] == 1 and at_two["min_cost"] is None
+    instant = events[9]["timestamp"]
+    assert history.get("/v1/jobs/test-h/state", params={"at": instant}).json() == history.get(
+        "/v1/jobs/test-h/state", params={"version": 10}
+    ).json()
+    now = history.get("/v1/jobs/test-h/state").json()
+    assert now == history.get("/v1/jobs/test-h").json()
+
+
+def test_unknowns_are_404_and_bad_values_422(history: TestClient) -> None:
+    assert history.get("/v1/jobs/nobody").status_code == 404
+    assert history.get("/v1/jobs/00000000-0000-0000-0000-000000000000/trials").status_code == 404
+    assert history.get("/v1/jobs/test-h/trials/99").status_code == 404
+    assert history.get("/v1/jobs/test-h/state", params={"version": 100000}).status_code == 404
+    assert history.get("/v1/jobs/test-h/state", params={"at": "1999-01-01T00:00:00Z"}).status_code == 404
+    for path, params in [
+        ("/v1/jobs/test-h/state", {"version": "0"}),
+        ("/v1/jobs/test-h/state", {"version": "two"}),
+        ("/v1/jobs/test-h/state", {"at": "yesterday"}),
+        ("/v1/jobs/test-h/state", {"version": "2", "at": "2024-05-01T00:00:00Z"}),
+        ("/v1/jobs/test-h/events", {"limit": "0"}),
+        ("/v1/jobs/test-h/trials/first", {}),
+    ]:
+        response = history.get(path, params=params)
+        assert response.status_code == 422, (path, params)
+        assert response.json()["message"].startswith("Invalid request")
+
+
+def test_deleted_jobs_stay_readable_and_a_new_incarnation_gets_its_own_uuid(
+    memory_client: tuple[TestClient, BatchSizeOptimizer],
+) -> None:
+    client, optimizer = memory_client
+    optimizer.register_job(job_spec(job_id="test-d"))
+    train(optimizer, "test-d")
+    old = client.get("/v1/jobs/test-d").json()
+    optimizer.delete_job("test-d")
+    deleted = client.get("/v1/jobs/test-d").json()
+    assert deleted["deleted"] is True and deleted["job_uuid"] == old["job_uuid"]
+    assert client.get("/v1/jobs/test-d/trials/1").status_code == 200
+    optimizer.register_job(job_spec(job_id="test-d"))
+    fresh = client.get("/v1/jobs/test-d").json()
+    assert fresh["job_uuid"] != old["job_uuid"] and fresh["trials"]["total"] == 0
+    assert client.get(f"/v1/jobs/{old['job_uuid']}").json()["deleted"] is True
+
+
+def test_reanalysis_over_http_and_it_writes_nothing(history: TestClient) -> None:
+    version = history.get("/v1/jobs/test-h").json()["version"]
+    same = history.post("/v1/jobs/test-h/reanalysis", json={})
+    assert same.status_code == 200
+    assert same.json()["summary"]["decision_changes"] == 0
+    other = history.post("/v1/jobs/test-h/reanalysis", json={"eta_knob": 0.9, "beta_knob": None, "resample_seed": 3})
+    assert other.status_code == 200
+    assert other.json()["knobs"]["counterfactual"]["beta_knob"] is None
+    assert other.json()["resample_seed"] == 3
+    assert history.get("/v1/jobs/test-h").json()["version"] == version
+    assert history.post("/v1/jobs/nobody/reanalysis", json={}).status_code == 404
+    for body, field in [({"eta_knob": 1.5}, "eta_knob"), ({"window_size": -1}, "window_size"), ({"gamma": 1}, "gamma"),
+                        ({"num_pruning_rounds": 0, "mab_num_explorations": 0}, "body")]:
+        response = history.post("/v1/jobs/test-h/reanalysis", json=body)
+        assert response.status_code == 422, body
+        assert response.json()["detail"][0]["field"] == field
