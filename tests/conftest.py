@@ -36,12 +36,21 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """One URL per backend; every test using it runs three times."""
+    return _backend_url(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store that several applications (processes) can open at once."""
+    return _backend_url(request, tmp_path)
+
+
+def _backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'bso.db'}"
-    base = request.getfixturevalue("postgres_url")
-    return _isolated_postgres_database(base)
+    return _isolated_postgres_database(request.getfixturevalue("postgres_url"))
 
 
 def _isolated_postgres_database(base_url: str) -> str:

@@ -108,9 +108,9 @@ def test_concurrent_commands_in_one_process_never_duplicate_a_trial(optimizer: B
     assert job.trial_statuses == ["Succeeded"] * 36
 
 
-def test_a_lost_race_is_retried_from_a_fresh_load(database_url: str, optimizer: BatchSizeOptimizer) -> None:
-    if database_url == "memory://":
-        pytest.skip("two applications cannot share an in-memory store")
+def test_a_lost_race_is_retried_from_a_fresh_load(shared_database_url: str) -> None:
+    database_url = shared_database_url
+    optimizer = BatchSizeOptimizer(env=persistence_env(database_url))
     _, spec = optimizer.register_job(job_spec())
     job_id = spec["job_id"]
     optimizer.predict(job_id)  # cache the job in this process
@@ -126,8 +126,9 @@ def test_a_lost_race_is_retried_from_a_fresh_load(database_url: str, optimizer: 
     optimizer.save = save_after_a_rival_write
     try:
         ours = optimizer.predict(job_id)
+        assert raced[0]["trial_number"] == 2 and ours["trial_number"] == 3
+        assert optimizer.conflict_stats.as_dict()["conflicts_retried"] == 1
+        assert optimizer.live_job(job_id).trial_count == 3
     finally:
         rival.close()
-    assert raced[0]["trial_number"] == 2 and ours["trial_number"] == 3
-    assert optimizer.conflict_stats.as_dict()["conflicts_retried"] == 1
-    assert optimizer.live_job(job_id).trial_count == 3
+        optimizer.close()
