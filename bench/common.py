@@ -15,7 +15,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,16 +43,17 @@ def event_store(database: str) -> Iterator[str]:
     if database not in ("sqlite", "postgres"):
         yield database
         return
-    scratch = Path(tempfile.mkdtemp(prefix="bso-bench-"))
+    # The PostgreSQL cluster directory itself is the scratch folder: pgserver hands it
+    # to the postgres user, who could not enter a root-only parent folder.
+    scratch = pgserver.temporary_data_dir()
     try:
         if database == "sqlite":
             yield f"sqlite:///{scratch / 'bench.db'}"
         else:
-            data_dir = scratch / "pg"
             try:
-                yield pgserver.start(data_dir, pgserver.free_port())
+                yield pgserver.start(scratch, pgserver.free_port())
             finally:
-                pgserver.stop(data_dir)
+                pgserver.stop(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
