@@ -216,7 +216,7 @@ def verify(database_url: str, ledger: Ledger, *, crashed: bool = False) -> list[
             acknowledged = {entry for entry in ledger.acknowledged if entry[0] == job_id}
             if not acknowledged <= logged:
                 problems.append(f"{job_id}: acknowledged reports missing from the log: {sorted(acknowledged - logged)[:5]}")
-            if not crashed and logged != acknowledged:
+            if not crashed and logged - acknowledged:
                 problems.append(f"{job_id}: reports in the log nobody was told about: {sorted(logged - acknowledged)[:5]}")
             replayed = replay(events)
             if _state(replayed) != _state(job):
