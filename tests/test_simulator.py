@@ -107,3 +107,14 @@ def test_cli_rejects_unknown_dataset_without_fields(capsys: pytest.CaptureFixtur
 
     assert code == 1
     assert "--network" in capsys.readouterr().err
+
+
+def test_plot_is_a_png(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "simulation.png"
+
+    code = main(["simulate", "--recurrences", "30", "--plot", str(target)])
+
+    assert code == 0
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "settled after recurrence" in capsys.readouterr().out
