@@ -9,6 +9,7 @@ copy out of the cache as a new one: per-trial facts live in two flat lists, and
 the rest is bounded by the number of batch sizes and of trials in flight.
 """
 
+from bisect import bisect_right
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,11 @@ class TrialAbandonedError(DomainError):
     """A report arrived for a trial that was already ended or expired."""
 
 
+# Attributes holding only immutable items, copied shallowly (see Job.__deepcopy__).
+_FLAT_LISTS = ("trial_batch_sizes", "trial_statuses", "trial_converged")
+_FLAT_LISTS_BY_SIZE = ("rewards", "reward_trials")
+
+
 class Job(Aggregate):
     TOPIC = "bso.Job"
 
@@ -104,6 +110,7 @@ class Job(Aggregate):
         def apply(self, job: "Job") -> None:
             job.trial_batch_sizes.append(self.batch_size)
             job.trial_statuses.append(DISPATCHED)
+            job.trial_converged.append(None)
             job.open_trials[str(self.number)] = self.timestamp.timestamp()
             if self.kind == EXPLORATION:
                 job.explorations.setdefault(str(self.batch_size), []).append(
@@ -141,16 +148,16 @@ class Job(Aggregate):
 
         def apply(self, job: "Job") -> None:
             job.trial_statuses[self.number - 1] = SUCCEEDED
-            job.converged_trials[str(self.number)] = self.converged
+            job.trial_converged[self.number - 1] = self.converged
             job.open_trials.pop(str(self.number), None)
             for exploration in job.explorations.get(str(self.batch_size), []):
                 if exploration["trial"] == self.number:
                     exploration.update(converged=self.converged, cost=self.cost)
+            numbers = job.reward_trials.setdefault(str(self.batch_size), [])
             rewards = job.rewards.setdefault(str(self.batch_size), [])
-            position = len(rewards)
-            while position > 0 and rewards[position - 1][0] > self.number:
-                position -= 1
-            rewards.insert(position, [self.number, -self.cost])
+            position = bisect_right(numbers, self.number)  # reports may finish out of order
+            numbers.insert(position, self.number)
+            rewards.insert(position, -self.cost)
             if self.min_cost_lowered:
                 job.min_cost = self.cost
                 job.min_cost_batch_size = self.batch_size
@@ -200,17 +207,18 @@ class Job(Aggregate):
         self.min_cost: float | None = None
         self.min_cost_batch_size: int = spec["default_batch_size"]
         self.deleted = False
-        # Per trial, indexed by number - 1; grow with history but copy cheaply.
+        # Per trial, indexed by number - 1; grow with history but copy cheaply. The
+        # converged flag is None until a report finishes the trial.
         self.trial_batch_sizes: list[int] = []
         self.trial_statuses: list[str] = []
+        self.trial_converged: list[bool | None] = []
         # Bounded by trials in flight: number -> when last heard from (epoch seconds).
         self.open_trials: dict[str, float] = {}
-        # number -> converged flag of every trial finished by a report.
-        self.converged_trials: dict[str, bool] = {}
         # batch size -> its non-abandoned Exploration trials, in trial order.
         self.explorations: dict[str, list[dict[str, Any]]] = {}
-        # batch size -> (trial number, -cost) of its Succeeded trials, by number.
-        self.rewards: dict[str, list[list[float]]] = {}
+        # batch size -> rewards (-cost) of its Succeeded trials and their numbers, by number.
+        self.rewards: dict[str, list[float]] = {}
+        self.reward_trials: dict[str, list[int]] = {}
         self.arms: dict[str, dict[str, Any]] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Job":
@@ -219,12 +227,10 @@ class Job(Aggregate):
         # history grows.
         clone = object.__new__(type(self))
         for name, value in self.__dict__.items():
-            if name in ("trial_batch_sizes", "trial_statuses"):
+            if name in _FLAT_LISTS:
                 value = list(value)
-            elif name in ("converged_trials",):
-                value = dict(value)
-            elif name == "rewards":
-                value = {size: list(pairs) for size, pairs in value.items()}
+            elif name in _FLAT_LISTS_BY_SIZE:
+                value = {size: list(items) for size, items in value.items()}
             else:
                 value = deepcopy(value, memo)
             clone.__dict__[name] = value
@@ -288,7 +294,7 @@ class Job(Aggregate):
         return self.trial_statuses[number - 1]
 
     def trial_reward_history(self, batch_size: int) -> list[float]:
-        return [reward for _, reward in self.rewards.get(str(batch_size), [])]
+        return list(self.rewards.get(str(batch_size), []))
 
     # -- commands ----------------------------------------------------------------
 
@@ -382,7 +388,7 @@ class Job(Aggregate):
         self._check_trial(number, batch_size, BadOperationError)
         status = self.trial_status(number)
         if status == SUCCEEDED:
-            converged = self.converged_trials[str(number)]
+            converged = bool(self.trial_converged[number - 1])
             return ReportAnswer(True, converged, already_reported_message(number))
         if status == FAILED:
             raise TrialAbandonedError(
