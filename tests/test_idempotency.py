@@ -114,11 +114,9 @@ def test_an_unusable_key_is_a_422_naming_the_header(client: TestClient) -> None:
     assert "Idempotency-Key" in response.json()["message"]
 
 
-def test_two_racing_copies_of_a_request_dispatch_one_trial(database_url: str) -> None:
-    if database_url == "memory://":
-        pytest.skip("two applications cannot share an in-memory store")
-    ours = BatchSizeOptimizer(env=persistence_env(database_url))
-    rival = BatchSizeOptimizer(env=persistence_env(database_url))
+def test_two_racing_copies_of_a_request_dispatch_one_trial(shared_database_url: str) -> None:
+    ours = BatchSizeOptimizer(env=persistence_env(shared_database_url))
+    rival = BatchSizeOptimizer(env=persistence_env(shared_database_url))
     try:
         _, spec = ours.register_job(job_spec())
         job_id = spec["job_id"]
@@ -136,7 +134,7 @@ def test_two_racing_copies_of_a_request_dispatch_one_trial(database_url: str) ->
         assert answer == raced[0]
         assert ours.conflict_stats.as_dict()["conflicts_retried"] == 1
         assert ours.live_job(job_id).trial_count == 1
-        restarted = BatchSizeOptimizer(env=persistence_env(database_url))
+        restarted = BatchSizeOptimizer(env=persistence_env(shared_database_url))
         try:  # the key outlives the process that stored it
             assert restarted.predict(job_id, key) == answer
             assert restarted.live_job(job_id).trial_count == 1
