@@ -5,7 +5,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 from application.service import BatchSizeOptimizer
 from bench.hammer import drive, scrape_conflicts, verify
 from infrastructure.schema import check_schema
@@ -15,7 +14,9 @@ from tests.servers import running_server
 CYCLES = 2  # bench/hammer.py runs more for the figures; this keeps the suite fast
 
 
-def test_two_multi_worker_servers_share_one_database_without_losing_or_duplicating(shared_database_url: str, tmp_path: Path) -> None:
+def test_two_multi_worker_servers_share_one_database_without_losing_or_duplicating(
+    shared_database_url: str, tmp_path: Path
+) -> None:
     with (
         running_server(shared_database_url, tmp_path, "--workers", "2") as first,
         running_server(shared_database_url, tmp_path, "--workers", "2", BSO_CREATE_SCHEMA="n") as second,
