@@ -25,6 +25,7 @@ Clock = Callable[[], datetime]
 Remember = Callable[[Any], list[IdempotentResponse]]
 
 DEFAULT_LEASE_SECONDS = 86400.0
+_MAX_REMEMBERED_JOBS = 100_000
 
 
 def utc_now() -> datetime:
@@ -64,6 +65,9 @@ class BatchSizeOptimizer(Application):
         self.retry_policy = retry_policy or RetryPolicy()
         self.conflict_stats = ConflictStats()
         self._job_locks = _JobLocks()
+        # Job id -> its Job aggregate's UUID as last resolved: spares reading the
+        # JobName stream on every command (a hint, checked on each use).
+        self._job_uuids: dict[str, UUID] = {}
 
     # -- commands --------------------------------------------------------------------
 
@@ -196,7 +200,17 @@ class BatchSizeOptimizer(Application):
 
     def live_job(self, job_id: str) -> Job:
         """The job currently registered under this id; UnknownJobError if none."""
+        remembered = self._job_uuids.get(job_id)
+        if remembered is not None:
+            # Loading fast-forwards from the store, so a deletion by any process shows
+            # here; only then is the name (which a new registration moves) read again.
+            job = self.repository.get(remembered)
+            if not job.deleted:
+                return job
         name = self._job_name(job_id)
         if name is None or name.current is None:
             raise UnknownJobError(f"Unknown job({job_id}). Please register the job first")
+        if len(self._job_uuids) >= _MAX_REMEMBERED_JOBS:
+            self._job_uuids.clear()
+        self._job_uuids[job_id] = UUID(name.current)
         return self.repository.get(UUID(name.current))

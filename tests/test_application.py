@@ -132,3 +132,21 @@ def test_a_lost_race_is_retried_from_a_fresh_load(shared_database_url: str) -> N
     finally:
         rival.close()
         optimizer.close()
+
+
+def test_a_job_deleted_and_registered_again_elsewhere_is_seen_here(shared_database_url: str) -> None:
+    here = BatchSizeOptimizer(env=persistence_env(shared_database_url))
+    elsewhere = BatchSizeOptimizer(env=persistence_env(shared_database_url))
+    try:
+        here.register_job(job_spec(job_id="test-moved"))
+        assert here.predict("test-moved")["trial_number"] == 1
+        elsewhere.delete_job("test-moved")
+        with pytest.raises(UnknownJobError):
+            here.predict("test-moved")
+        elsewhere.register_job(job_spec(job_id="test-moved", eta_knob=0.3))
+        assert elsewhere.predict("test-moved")["trial_number"] == 1
+        assert here.predict("test-moved")["trial_number"] == 2
+        assert here.live_job("test-moved").spec["eta_knob"] == 0.3
+    finally:
+        here.close()
+        elsewhere.close()

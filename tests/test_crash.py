@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bench.hammer import Ledger, job_spec, measurements, trainer, verify
 from tests.servers import running_server
@@ -16,9 +15,10 @@ CYCLES = 40  # an upper bound: the kill comes long before the trainers run out
 FINISHED_BEFORE_KILL = 12
 
 
-def test_every_acknowledged_report_survives_a_kill_and_the_job_continues(database_url: str, tmp_path: Path) -> None:
-    if database_url == "memory://":
-        pytest.skip("an in-memory store does not outlive its process")
+def test_every_acknowledged_report_survives_a_kill_and_the_job_continues(
+    shared_database_url: str, tmp_path: Path
+) -> None:
+    database_url = shared_database_url
     job_id = "crash-1"
     ledger, stop = Ledger(), threading.Event()
     with running_server(database_url, tmp_path) as server:
