@@ -21,6 +21,8 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
         raw.extend(chunk)
         if len(raw) > max_bytes:
             raise RequestError(413, f"Request body is larger than {max_bytes} bytes")
+    if not raw.strip():
+        return validate(model, {})  # no body: every field takes its default or is reported missing
     try:
         data: Any = json.loads(bytes(raw))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

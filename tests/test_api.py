@@ -94,7 +94,13 @@ def test_lax_coercion_and_unknown_fields(client: TestClient) -> None:
     assert "seed" not in job and "whatever" not in job
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", "\u00ff".encode("latin-1")])
+def test_empty_body_reports_every_missing_field(client: TestClient) -> None:
+    response = raw(client, "POST", "/report", b"")
+    assert response.status_code == 422
+    assert {item["field"] for item in response.json()["detail"]} >= {"job_id", "time", "energy", "metric"}
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"null", "\u00ff".encode("latin-1")])
 def test_malformed_bodies_are_422(client: TestClient, body: bytes) -> None:
     response = raw(client, "POST", "/jobs", body)
     assert response.status_code == 422 and response.json()["message"]

@@ -156,6 +156,7 @@ def test_reanalysis_over_http_and_it_writes_nothing(history: TestClient) -> None
     same = history.post("/v1/jobs/test-h/reanalysis", json={})
     assert same.status_code == 200
     assert same.json()["summary"]["decision_changes"] == 0
+    assert history.post("/v1/jobs/test-h/reanalysis").json()["summary"] == same.json()["summary"]  # no body
     other = history.post("/v1/jobs/test-h/reanalysis", json={"eta_knob": 0.9, "beta_knob": None, "resample_seed": 3})
     assert other.status_code == 200
     assert other.json()["knobs"]["counterfactual"]["beta_knob"] is None
