@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 
 from application.idempotency import IdempotentResponse, RequestKey
 from application.retry import ConflictStats, RetryPolicy, run_with_retries
@@ -92,9 +93,7 @@ class BatchSizeOptimizer(Application):
                     f"Job {job_id} is already registered with a different specification. "
                     "Use a new job_id for a different configuration."
                 )
-            records = remember([False, existing.spec])
-            if records:
-                self.save(*records)
+            self._save_changes(*remember([False, existing.spec]))
             return False, dict(existing.spec)
         seed = spec["mab_seed"] if spec.get("mab_seed") is not None else secrets.randbits(63)
         job = Job.register(uuid4(), job_id, spec, seed, now)
@@ -120,7 +119,7 @@ class BatchSizeOptimizer(Application):
             job.expire_stale_trials(now, self.lease_seconds)
             trial = job.dispatch_trial(now)
             answer = {"job_id": job_id, "batch_size": trial.batch_size, "trial_number": trial.number}
-            self.save(job, *remember(answer))
+            self._save_changes(job, *remember(answer))
             return answer
 
         return self._run(job_id, command, request)
@@ -144,7 +143,7 @@ class BatchSizeOptimizer(Application):
             job.expire_stale_trials(now, self.lease_seconds)
             verdict = job.report(trial_number, batch_size, time, energy, metric, current_epoch, now)
             answer = {"stop_train": verdict.stop_train, "converged": verdict.converged, "message": verdict.message}
-            self.save(job, *remember(answer))
+            self._save_changes(job, *remember(answer))
             return answer
 
         return self._run(job_id, command, request)
@@ -159,7 +158,7 @@ class BatchSizeOptimizer(Application):
             now = self.clock()
             job.expire_stale_trials(now, self.lease_seconds)
             job.end_trial(trial_number, batch_size, now)
-            self.save(job, *remember(None))
+            self._save_changes(job, *remember(None))
 
         self._run(job_id, command, request)
 
@@ -176,6 +175,11 @@ class BatchSizeOptimizer(Application):
             self.save(name, job, *remember(None))
 
         self._run(job_id, command, request)
+
+    def _save_changes(self, *aggregates: Aggregate) -> None:
+        """Save, unless nothing changed (an answer from state alone needs no write transaction)."""
+        if any(aggregate.pending_events for aggregate in aggregates):
+            self.save(*aggregates)
 
     def _run(self, job_id: str, command: Callable[[Remember], Any], request: RequestKey | None = None) -> Any:
         with self._job_locks(job_id):
