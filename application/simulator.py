@@ -286,11 +286,13 @@ class TraceSimulator:
         path = self.trace.sample_run(batch_size, power_limit, self.rng)
         budget: float = max_epochs
         if cost_bound != math.inf:
-            eta = self.knobs.eta_knob
             # Time is priced at this size's highest power limit, as Zeus's simulator does.
-            epoch_cost = eta * path.energy_per_epoch + (1 - eta) * self.trace.highest_power_limit(
-                batch_size
-            ) * path.time_per_epoch
+            epoch_cost = energy_time_cost(
+                path.energy_per_epoch,
+                path.time_per_epoch,
+                self.knobs.eta_knob,
+                self.trace.highest_power_limit(batch_size),
+            )
             budget = min(cost_bound // epoch_cost, max_epochs)
         if budget == 0:
             # Not even one epoch is affordable: it is charged one epoch and reported as failed.
