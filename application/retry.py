@@ -44,7 +44,7 @@ class ConflictStats:
 
 @dataclass
 class RetryPolicy:
-    attempts: int = 25
+    attempts: int = 40
     base_delay: float = 0.002
     max_delay: float = 0.1
     jitter: random.Random = field(default_factory=random.Random)
