@@ -6,11 +6,13 @@ from typing import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api import audit_routes, metrics_routes, zeus_routes
+from api.auth import BearerTokenAuth
 from api.errors import EXCEPTION_HANDLERS, message
 from application.service import BatchSizeOptimizer
 from infrastructure.settings import Settings
@@ -57,4 +59,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    middleware = []
+    if settings.auth_token:
+        middleware.append(Middleware(BearerTokenAuth, token=settings.auth_token, protect_reads=settings.auth_reads))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

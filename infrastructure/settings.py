@@ -1,5 +1,6 @@
 """Service settings from the environment (``BSO_*``), overridable by CLI flags."""
 
+import ipaddress
 import os
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
@@ -23,6 +24,9 @@ class Settings:
     pool_max_overflow: int = 10
     max_body_bytes: int = 1_048_576
     log_level: str = "info"
+    auth_token: str | None = None
+    auth_reads: bool = False
+    allow_unauthenticated: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -38,11 +42,26 @@ class Settings:
             pool_max_overflow=_number(environ, "BSO_POOL_MAX_OVERFLOW", defaults.pool_max_overflow, int),
             max_body_bytes=_number(environ, "BSO_MAX_BODY_BYTES", defaults.max_body_bytes, int),
             log_level=environ.get("BSO_LOG_LEVEL", defaults.log_level),
+            auth_token=environ.get("BSO_AUTH_TOKEN") or None,
+            auth_reads=_flag(environ, "BSO_AUTH_READS", defaults.auth_reads),
+            allow_unauthenticated=_flag(environ, "BSO_ALLOW_UNAUTHENTICATED", defaults.allow_unauthenticated),
         )
 
     def override(self, **changes: Any) -> "Settings":
         """These settings with every change that is not None applied (CLI flags)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def check_exposure(self) -> None:
+        """Refuse to serve mutating routes without a token beyond this machine, unless told to."""
+        if self.auth_token or self.allow_unauthenticated or _is_loopback(self.host):
+            return
+        raise SettingsError(
+            f"Refusing to bind {self.host} without authentication: anyone who can reach it could "
+            "register, report and delete jobs. Set BSO_AUTH_TOKEN (clients then send "
+            "'Authorization: Bearer <token>'), or pass --allow-unauthenticated "
+            "(BSO_ALLOW_UNAUTHENTICATED=y) for trainers that cannot send a token, such as "
+            "Zeus's own client, on a network you trust."
+        )
 
     def persistence_env(self) -> dict[str, str]:
         """The eventsourcing environment for ``database_url``."""
@@ -52,6 +71,26 @@ class Settings:
             pool_size=self.pool_size,
             pool_max_overflow=self.pool_max_overflow,
         )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def _flag(environ: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("y", "yes", "1", "true", "on"):
+        return True
+    if raw.lower() in ("n", "no", "0", "false", "off"):
+        return False
+    raise SettingsError(f"{key}={raw!r} is not a yes/no value")
 
 
 def _number(environ: Mapping[str, str], key: str, default: Any, kind: type) -> Any:

@@ -39,6 +39,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=int,
         help="extra PostgreSQL connections per worker under load (default 10, env BSO_POOL_MAX_OVERFLOW)",
     )
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="serve a non-loopback address without BSO_AUTH_TOKEN (for clients that cannot send a "
+        "token, such as Zeus's; env BSO_ALLOW_UNAUTHENTICATED=y)",
+    )
     add_database_flag(parser)
     parser.set_defaults(handler=serve)
 
@@ -50,7 +57,9 @@ def serve(args: argparse.Namespace) -> int:
         create_schema=args.create_schema,
         pool_size=args.pool_size,
         pool_max_overflow=args.pool_max_overflow,
+        allow_unauthenticated=args.allow_unauthenticated,
     )
+    settings.check_exposure()
     if args.workers > 1 and settings.database_url.startswith("memory:"):
         raise SettingsError("memory:// keeps events inside one process: use --workers 1 or a database URL")
     prepare_event_store(settings)
