@@ -59,7 +59,7 @@ def test_zeus_client_registers_trains_and_ends_trials(tmp_path: Path, monkeypatc
     monitor = EpochMonitor()
     chosen = []
     with running_server(f"sqlite:///{tmp_path / 'zeus.db'}", tmp_path) as server:
-        for recurrence in range(8):
+        for _ in range(8):
             bso = zeus_client.BatchSizeOptimizer(monitor, server.url, spec)
             assert bso.job.job_id.startswith("zeus-") and bso.job.max_power == 250
             spec = JobSpec(**{**spec.dict(), "job_id": bso.job.job_id})  # later recurrences reuse the id
