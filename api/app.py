@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import audit_routes, metrics_routes, zeus_routes
+from api import audit_routes, metrics_routes, openapi, zeus_routes
 from api.auth import BearerTokenAuth
 from api.errors import EXCEPTION_HANDLERS, message
 from application.service import BatchSizeOptimizer
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         *zeus_routes.routes,
         *metrics_routes.routes,
         *audit_routes.routes,
+        *openapi.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -72,3 +72,18 @@ class TrainingResult(TrialId):
     energy: float = Field(ge=0.0)
     metric: float
     current_epoch: int = Field(gt=0)
+
+
+class ReportResponse(BaseModel):
+    """What POST /report answers (documented in the OpenAPI document)."""
+
+    stop_train: bool
+    converged: bool
+    message: str
+
+
+class ErrorMessage(BaseModel):
+    """Every error answer: a message, and for 422 the fields at fault."""
+
+    message: str
+    detail: list[dict[str, str]] | None = None
