@@ -15,13 +15,18 @@ from api import audit_routes, metrics_routes, openapi, zeus_routes
 from api.auth import BearerTokenAuth
 from api.errors import EXCEPTION_HANDLERS, message
 from application.service import BatchSizeOptimizer
+from infrastructure.conflict_lanes import conflict_lanes_for
 from infrastructure.settings import Settings
 
 logger = logging.getLogger("bso.api")
 
 
 def build_optimizer(settings: Settings) -> BatchSizeOptimizer:
-    return BatchSizeOptimizer(env=settings.persistence_env(), lease_seconds=settings.trial_lease_seconds)
+    return BatchSizeOptimizer(
+        env=settings.persistence_env(),
+        lease_seconds=settings.trial_lease_seconds,
+        conflict_lanes=conflict_lanes_for(settings),
+    )
 
 
 async def healthz(request: Request) -> Response:

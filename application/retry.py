@@ -3,12 +3,23 @@
 import random
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, ContextManager, Protocol, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
 T = TypeVar("T")
+
+
+class ConflictLanes(Protocol):
+    """A way for the writers of one job to take turns rather than race."""
+
+    taken: int
+
+    def take_turns(self, job_id: str, lost_race: bool) -> ContextManager[None]: ...
+
+    def close(self) -> None: ...
 
 
 class ConcurrencyConflictError(Exception):
@@ -54,16 +65,35 @@ class RetryPolicy:
         return self.jitter.uniform(0, ceiling)
 
 
-def run_with_retries(command: Callable[[], T], policy: RetryPolicy, stats: ConflictStats) -> T:
-    """Run ``command`` (which must load, decide and save) until it saves without conflict."""
-    for retry in range(policy.attempts):
-        try:
+def run_with_retries(
+    command: Callable[[], T],
+    policy: RetryPolicy,
+    stats: ConflictStats,
+    take_turns: Callable[[bool], ContextManager[None]] = lambda lost_race: nullcontext(),
+) -> T:
+    """Run ``command`` (which must load, decide and save) until it saves without conflict.
+
+    The first attempt runs inside ``take_turns(False)``, the retries after a lost
+    race inside ``take_turns(True)``: hooks for taking turns with the other writers
+    of the same job (see conflict lanes).
+    """
+    try:
+        with take_turns(False):
             result = command()
-        except IntegrityError:
-            time.sleep(policy.delay(retry))
-            continue
-        stats.record(retry, exhausted=False)
+    except IntegrityError:
+        pass
+    else:
+        stats.record(0, exhausted=False)
         return result
+    with take_turns(True):
+        for retry in range(1, policy.attempts):
+            time.sleep(policy.delay(retry - 1))
+            try:
+                result = command()
+            except IntegrityError:
+                continue
+            stats.record(retry, exhausted=False)
+            return result
     stats.record(policy.attempts, exhausted=True)
     raise ConcurrencyConflictError(
         f"The job changed under {policy.attempts} consecutive attempts by other writers; "

@@ -8,15 +8,16 @@ racing each other needlessly; correctness never depends on it.
 
 import secrets
 import threading
+from contextlib import nullcontext
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from application.idempotency import IdempotentResponse, RequestKey
-from application.retry import ConflictStats, RetryPolicy, run_with_retries
+from application.retry import ConflictLanes, ConflictStats, RetryPolicy, run_with_retries
 from domain.errors import SpecMismatchError, UnknownJobError
 from domain.job import Job
 from domain.job_name import JobName, job_name_id
@@ -59,8 +60,10 @@ class BatchSizeOptimizer(Application):
         clock: Clock = utc_now,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         retry_policy: RetryPolicy | None = None,
+        conflict_lanes: ConflictLanes | None = None,
     ) -> None:
         super().__init__(env)
+        self.conflict_lanes = conflict_lanes
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.retry_policy = retry_policy or RetryPolicy()
@@ -183,7 +186,23 @@ class BatchSizeOptimizer(Application):
 
     def _run(self, job_id: str, command: Callable[[Remember], Any], request: RequestKey | None = None) -> Any:
         with self._job_locks(job_id):
-            return run_with_retries(lambda: self._attempt(command, request), self.retry_policy, self.conflict_stats)
+            return run_with_retries(
+                lambda: self._attempt(command, request),
+                self.retry_policy,
+                self.conflict_stats,
+                take_turns=self._take_turns(job_id),
+            )
+
+    def _take_turns(self, job_id: str) -> Callable[[bool], ContextManager[None]]:
+        lanes = self.conflict_lanes
+        if lanes is None:
+            return lambda lost_race: nullcontext()
+        return lambda lost_race: lanes.take_turns(job_id, lost_race)
+
+    def close(self) -> None:
+        if self.conflict_lanes is not None:
+            self.conflict_lanes.close()
+        super().close()
 
     def _attempt(self, command: Callable[[Remember], Any], request: RequestKey | None) -> Any:
         """One try: a repeated request gets its stored answer, a first one stores it with its events."""

@@ -45,6 +45,12 @@ def shared_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _backend_url(request, tmp_path)
 
 
+@pytest.fixture
+def postgres_database_url(postgres_url: str) -> str:
+    """A fresh database of its own on the test PostgreSQL server."""
+    return _isolated_postgres_database(postgres_url)
+
+
 def _backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
