@@ -63,8 +63,43 @@ class TrialAbandonedError(DomainError):
 
 
 # Attributes holding only immutable items, copied shallowly (see Job.__deepcopy__).
-_FLAT_LISTS = ("trial_batch_sizes", "trial_statuses", "trial_converged")
-_FLAT_LISTS_BY_SIZE = ("rewards", "reward_trials")
+def _same(value: Any) -> Any:
+    return value
+
+
+def _list(value: list[Any]) -> list[Any]:
+    return list(value)
+
+
+def _dict(value: dict[str, Any]) -> dict[str, Any]:
+    return dict(value)
+
+
+def _dict_of_lists(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    return {key: list(items) for key, items in value.items()}
+
+
+def _dict_of_lists_of_dicts(value: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    return {key: [dict(item) for item in items] for key, items in value.items()}
+
+
+# How deep Job.__deepcopy__ copies each attribute: exactly as deep as the event
+# mutators change it in place. Values only ever replaced whole (the spec, the
+# generator state, each arm) are shared; an attribute missing here is deep-copied.
+_COPY_DEPTH = {
+    "spec": _same,
+    "generator_state": _same,
+    "trial_batch_sizes": _list,
+    "trial_statuses": _list,
+    "trial_converged": _list,
+    "open_trials": _dict,
+    "arms": _dict,
+    "explorations": _dict_of_lists_of_dicts,
+    "rewards": _dict_of_lists,
+    "reward_trials": _dict_of_lists,
+    "_pending_events": _list,
+}
+_IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
 
 
 class Job(Aggregate):
@@ -222,18 +257,18 @@ class Job(Aggregate):
         self.arms: dict[str, dict[str, Any]] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Job":
-        # The repository deep-copies cached aggregates for every command. Lists of
-        # immutable items only need a shallow copy; this keeps the copy cheap as
-        # history grows.
+        # The repository copies the cached aggregate for every command, so that a
+        # command that fails leaves the cache untouched. A generic deep copy costs
+        # more than the command itself; copying each attribute only as deep as the
+        # mutators change it keeps the copy cheap, however long the history.
         clone = object.__new__(type(self))
         for name, value in self.__dict__.items():
-            if name in _FLAT_LISTS:
-                value = list(value)
-            elif name in _FLAT_LISTS_BY_SIZE:
-                value = {size: list(items) for size, items in value.items()}
+            if isinstance(value, _IMMUTABLE):
+                clone.__dict__[name] = value
+            elif name in _COPY_DEPTH:
+                clone.__dict__[name] = _COPY_DEPTH[name](value)
             else:
-                value = deepcopy(value, memo)
-            clone.__dict__[name] = value
+                clone.__dict__[name] = deepcopy(value, memo)
         return clone
 
     @classmethod
