@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from bench.raw_http import RawClient
 from bench.common import (
     Latencies,
     add_backend_flags,
@@ -39,6 +40,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent trainers (default 16)")
     parser.add_argument("--epochs-to-target", type=int, default=3, help="reports per trial (default 3)")
     parser.add_argument("--time-limit", type=float, default=600.0, help="stop handing out work after this (s)")
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="load client: raw (bench/raw_http.py, light on the shared CPU; default) or httpx",
+    )
     args = parser.parse_args()
     with event_store(args.database) as database_url, running_server(database_url, args.workers) as server:
         print_json(
@@ -50,6 +57,7 @@ def main() -> None:
                 "trials_per_job": args.trials,
                 "concurrency": args.concurrency,
                 "reports_per_trial": args.epochs_to_target,
+                "client": args.client,
                 "machine": machine(),
                 **measure(server.url, args),
             }
@@ -57,6 +65,7 @@ def main() -> None:
 
 
 def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    client = RawClient if args.client == "raw" else httpx.Client
     with httpx.Client(base_url=url, timeout=60.0) as http:
         job_ids = [
             http.post("/jobs", json=job_spec("load", max_epochs=10, seed=number)).json()["job_id"]
@@ -69,7 +78,7 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     results = [route_table() for _ in range(args.concurrency)]
 
     def trainer(routes: dict[str, Latencies]) -> None:
-        with httpx.Client(base_url=url, timeout=60.0) as http:
+        with client(base_url=url, timeout=60.0) as http:
             while time.monotonic() < deadline:
                 try:
                     job_id = work.get_nowait()
@@ -89,7 +98,7 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     per_thread = max(1, total // args.concurrency)
 
     def prober(latencies: Latencies) -> None:
-        with httpx.Client(base_url=url, timeout=60.0) as http:
+        with client(base_url=url, timeout=60.0) as http:
             for _ in range(per_thread):
                 timed(latencies, http.get, "/healthz")
 
