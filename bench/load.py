@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 
-from bench.raw_http import RawClient
 from bench.common import (
     Latencies,
     add_backend_flags,
@@ -30,6 +29,7 @@ from bench.common import (
     timed,
     train_one_trial,
 )
+from bench.raw_http import RawClient
 
 
 def main() -> None:
