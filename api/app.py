@@ -4,6 +4,7 @@ import contextlib
 import logging
 from typing import AsyncIterator
 
+from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
+        # Commands hold the GIL for most of their time: a few threads per process
+        # serve as many requests as forty and keep the tail latency far shorter.
+        to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         app.state.optimizer = optimizer or await run_in_threadpool(build_optimizer, settings)
         try:
             yield

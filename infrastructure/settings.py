@@ -24,6 +24,7 @@ class Settings:
     pool_max_overflow: int = 10
     max_body_bytes: int = 1_048_576
     log_level: str = "info"
+    worker_threads: int = 4
     auth_token: str | None = None
     auth_reads: bool = False
     allow_unauthenticated: bool = False
@@ -41,6 +42,7 @@ class Settings:
             pool_size=_number(environ, "BSO_POOL_SIZE", defaults.pool_size, int),
             pool_max_overflow=_number(environ, "BSO_POOL_MAX_OVERFLOW", defaults.pool_max_overflow, int),
             max_body_bytes=_number(environ, "BSO_MAX_BODY_BYTES", defaults.max_body_bytes, int),
+            worker_threads=_positive(_number(environ, "BSO_WORKER_THREADS", defaults.worker_threads, int), "BSO_WORKER_THREADS"),
             log_level=environ.get("BSO_LOG_LEVEL", defaults.log_level),
             auth_token=environ.get("BSO_AUTH_TOKEN") or None,
             auth_reads=_flag(environ, "BSO_AUTH_READS", defaults.auth_reads),
@@ -93,6 +95,12 @@ def _flag(environ: Mapping[str, str], key: str, default: bool) -> bool:
     raise SettingsError(f"{key}={raw!r} is not a yes/no value")
 
 
+def _positive(value: int, key: str) -> int:
+    if value < 1:
+        raise SettingsError(f"{key} must be at least 1, got {value}")
+    return value
+
+
 def _number(environ: Mapping[str, str], key: str, default: Any, kind: type) -> Any:
     raw = environ.get(key)
     if raw is None or raw == "":
@@ -118,8 +126,10 @@ def persistence_env(
         path = unquote(url.path)
         if url.netloc:  # sqlite://relative/path is a common slip for sqlite:///relative/path
             path = url.netloc + path
-        elif path.startswith("/") and not database_url.startswith("sqlite:////"):
-            path = path[1:]  # sqlite:///bso.db is relative, sqlite:////abs/bso.db absolute
+        elif database_url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")  # sqlite:////abs/bso.db is absolute
+        else:
+            path = path.removeprefix("/")  # sqlite:///bso.db is relative
         if not path:
             raise SettingsError(f"{database_url!r} names no database file")
         return {

@@ -78,3 +78,4 @@ def test_serve_refuses_an_open_non_loopback_address_before_binding() -> None:
     )
     assert result.returncode == 2
     assert "BSO_AUTH_TOKEN" in result.stderr and "Traceback" not in result.stderr
+
