@@ -27,3 +27,16 @@ def job_spec(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+# A job spec as Zeus's client sends it over HTTP (the server fills in the defaults).
+CLIENT_SPEC = {
+    "job_id_prefix": "api",
+    "batch_sizes": [64, 16, 32],
+    "default_batch_size": 32,
+    "max_epochs": 5,
+    "max_power": 300,
+    "number_of_gpus": 1,
+    "gpu_model": "V100",
+    "mab_seed": 3,
+}

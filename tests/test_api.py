@@ -8,17 +8,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from infrastructure.settings import Settings
-
-SPEC = {
-    "job_id_prefix": "api",
-    "batch_sizes": [64, 16, 32],
-    "default_batch_size": 32,
-    "max_epochs": 5,
-    "max_power": 300,
-    "number_of_gpus": 1,
-    "gpu_model": "V100",
-    "mab_seed": 3,
-}
+from tests.helpers import CLIENT_SPEC as SPEC
 
 
 @pytest.fixture

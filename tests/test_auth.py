@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from infrastructure.settings import Settings, SettingsError
-from tests.test_api import SPEC
+from tests.helpers import CLIENT_SPEC as SPEC
 
 TOKEN = "s3cret-token"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,19 +10,9 @@ from api.app import create_app
 from application.idempotency import RequestKey
 from application.service import BatchSizeOptimizer
 from infrastructure.settings import Settings, persistence_env
-from tests.helpers import job_spec
+from tests.helpers import CLIENT_SPEC, job_spec
 
-SPEC = {
-    "job_id": "idem-1",
-    "job_id_prefix": "idem",
-    "batch_sizes": [16, 32, 64],
-    "default_batch_size": 32,
-    "max_epochs": 5,
-    "max_power": 300,
-    "number_of_gpus": 1,
-    "gpu_model": "V100",
-    "mab_seed": 3,
-}
+SPEC = {**CLIENT_SPEC, "job_id": "idem-1", "job_id_prefix": "idem"}
 
 
 @pytest.fixture
