@@ -13,6 +13,7 @@ from typing import Iterator
 from eventsourcing.application import Application
 from eventsourcing.persistence import OperationalError, ProgrammingError
 
+from infrastructure.postgres_store import OneStatementRecorder
 from infrastructure.settings import Settings
 
 # Any fixed 64-bit number, shared by every bso process that creates the schema.
@@ -35,6 +36,8 @@ def check_schema(application_class: type[Application], settings: Settings) -> No
     application = application_class(env=settings.override(create_schema=False).persistence_env())
     try:
         application.recorder.max_notification_id()
+        if isinstance(application.recorder, OneStatementRecorder):
+            application.recorder.verify_schema()
     except (ProgrammingError, OperationalError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SchemaMissingError(

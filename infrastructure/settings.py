@@ -143,6 +143,7 @@ def persistence_env(
             raise SettingsError(f"{database_url!r} must name a host and a database")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "infrastructure.postgres_store:OneStatementRecorder",
             "POSTGRES_DBNAME": unquote(url.path.strip("/")),
             "POSTGRES_HOST": url.hostname,
             "POSTGRES_PORT": str(url.port or 5432),
