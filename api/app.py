@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         app.state.settings = settings
         # Commands hold the GIL for most of their time: a few threads per process
         # serve as many requests as forty and keep the tail latency far shorter.
-        to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        to_thread.current_default_thread_limiter().total_tokens = settings.command_threads()
         app.state.optimizer = optimizer or await run_in_threadpool(build_optimizer, settings)
         try:
             yield

@@ -96,6 +96,6 @@ class PostgresConflictLanes:
 
 def conflict_lanes_for(settings: Settings) -> PostgresConflictLanes | None:
     """Lanes on PostgreSQL; none elsewhere (SQLite serialises writers itself, memory is one process)."""
-    if settings.persistence_env()["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+    if not settings.uses_postgres:
         return None
     return PostgresConflictLanes(settings.database_url)

@@ -6,7 +6,8 @@ and psycopg spends client CPU on every statement, so this recorder calls one
 PL/pgSQL function instead, which takes the same table lock and inserts. Run in
 autocommit, the call is its own transaction and holds the lock until it commits,
 so notification ids still follow commit order (the job catalog relies on that).
-It sends no NOTIFY: nothing in bso listens; readers of the log poll.
+It sends no NOTIFY (nothing in bso listens; readers of the log poll) and sets no
+lock_timeout (bso leaves eventsourcing's at its default, none).
 
 The function is created with the tables (``bso init-db``, or ``bso serve`` with
 schema creation on); ``verify_schema`` tells a store made by an older version.

@@ -61,7 +61,7 @@ def redacted(database_url: str) -> str:
 
 @contextmanager
 def _exclusive_schema_lock(settings: Settings) -> Iterator[None]:
-    if not settings.database_url.startswith(("postgresql://", "postgres://")):
+    if not settings.uses_postgres:
         yield  # SQLite serialises DDL on its file lock; memory:// is per process
         return
     import psycopg

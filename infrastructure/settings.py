@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///bso.db"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class SettingsError(ValueError):
@@ -24,7 +25,7 @@ class Settings:
     pool_max_overflow: int = 10
     max_body_bytes: int = 1_048_576
     log_level: str = "info"
-    worker_threads: int = 4
+    worker_threads: int | None = None  # None: the store's default, see command_threads()
     auth_token: str | None = None
     auth_reads: bool = False
     allow_unauthenticated: bool = False
@@ -42,7 +43,7 @@ class Settings:
             pool_size=_number(environ, "BSO_POOL_SIZE", defaults.pool_size, int),
             pool_max_overflow=_number(environ, "BSO_POOL_MAX_OVERFLOW", defaults.pool_max_overflow, int),
             max_body_bytes=_number(environ, "BSO_MAX_BODY_BYTES", defaults.max_body_bytes, int),
-            worker_threads=_positive(_number(environ, "BSO_WORKER_THREADS", defaults.worker_threads, int), "BSO_WORKER_THREADS"),
+            worker_threads=_positive_or_none(_number(environ, "BSO_WORKER_THREADS", None, int), "BSO_WORKER_THREADS"),
             log_level=environ.get("BSO_LOG_LEVEL", defaults.log_level),
             auth_token=environ.get("BSO_AUTH_TOKEN") or None,
             auth_reads=_flag(environ, "BSO_AUTH_READS", defaults.auth_reads),
@@ -52,6 +53,18 @@ class Settings:
     def override(self, **changes: Any) -> "Settings":
         """These settings with every change that is not None applied (CLI flags)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def uses_postgres(self) -> bool:
+        return urlsplit(self.database_url).scheme in POSTGRES_SCHEMES
+
+    def command_threads(self) -> int:
+        """Threads per worker process that run commands: BSO_WORKER_THREADS, else the store's default."""
+        if self.worker_threads is not None:
+            return self.worker_threads
+        # A PostgreSQL command waits on round trips that other threads can use; a SQLite
+        # command holds the GIL or the file's write lock, so more threads only queue.
+        return 4 if self.uses_postgres else 2
 
     def check_exposure(self) -> None:
         """Refuse to serve mutating routes without a token beyond this machine, unless told to."""
@@ -95,8 +108,8 @@ def _flag(environ: Mapping[str, str], key: str, default: bool) -> bool:
     raise SettingsError(f"{key}={raw!r} is not a yes/no value")
 
 
-def _positive(value: int, key: str) -> int:
-    if value < 1:
+def _positive_or_none(value: int | None, key: str) -> int | None:
+    if value is not None and value < 1:
         raise SettingsError(f"{key} must be at least 1, got {value}")
     return value
 
@@ -138,7 +151,7 @@ def persistence_env(
             "SQLITE_LOCK_TIMEOUT": "30",
             "CREATE_TABLE": "y" if create_schema else "n",
         }
-    if url.scheme in ("postgresql", "postgres"):
+    if url.scheme in POSTGRES_SCHEMES:
         if not url.hostname or not url.path.strip("/"):
             raise SettingsError(f"{database_url!r} must name a host and a database")
         return {

@@ -32,7 +32,9 @@ def test_unusable_database_urls_are_explained(url: str) -> None:
 
 
 def test_numbers_and_flags_are_checked() -> None:
-    assert Settings.from_env({"BSO_WORKER_THREADS": "2"}).worker_threads == 2
+    assert Settings.from_env({"BSO_WORKER_THREADS": "3"}).command_threads() == 3
+    assert Settings.from_env({}).command_threads() == 2  # SQLite: no round trips to overlap
+    assert Settings.from_env({"BSO_DATABASE_URL": "postgresql://h/db"}).command_threads() == 4
     with pytest.raises(SettingsError, match="BSO_WORKER_THREADS"):
         Settings.from_env({"BSO_WORKER_THREADS": "0"})
     with pytest.raises(SettingsError, match="BSO_PORT"):
