@@ -5,11 +5,14 @@
 Each trainer thread takes whole jobs from a queue and runs their trials one after
 another (predict, a report per epoch, end trial). Then the same threads hammer the
 same server's ``/healthz`` for as many requests; the ratio of the two is our
-distance from the HTTP floor. Prints one JSON document.
+distance from the HTTP floor. Prints one JSON document. With ``--rounds N`` the
+whole load runs N times on the same server (fresh jobs each round) and the document
+leads with the median of the rounds: runs on a shared machine vary by +-20%.
 """
 
 import argparse
 import queue
+import statistics
 import threading
 import time
 from typing import Any
@@ -46,8 +49,10 @@ def main() -> None:
         default="raw",
         help="load client: raw (bench/raw_http.py, light on the shared CPU; default) or httpx",
     )
+    parser.add_argument("--rounds", type=int, default=1, help="run the load this many times; print their median too")
     args = parser.parse_args()
     with event_store(args.database) as database_url, running_server(database_url, args.workers) as server:
+        rounds = [measure(server.url, args) for _ in range(max(1, args.rounds))]
         print_json(
             {
                 "benchmark": "load",
@@ -59,9 +64,28 @@ def main() -> None:
                 "reports_per_trial": args.epochs_to_target,
                 "client": args.client,
                 "machine": machine(),
-                **measure(server.url, args),
+                **(rounds[0] if len(rounds) == 1 else {"median_of_rounds": median_of(rounds), "rounds": rounds}),
             }
         )
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median over rounds of each headline figure (each figure's own median)."""
+
+    def median(figure: Any) -> float:
+        return round(statistics.median(figure(measured) for measured in rounds), 3)
+
+    return {
+        "throughput_rps": median(lambda r: r["throughput_rps"]),
+        "all_routes": {key: median(lambda r: r["all_routes"][key]) for key in ("p50_ms", "p95_ms", "p99_ms")},
+        "routes": {
+            route: {key: median(lambda r: r["routes"][route][key]) for key in ("p50_ms", "p99_ms")}
+            for route in rounds[0]["routes"]
+        },
+        "errors": sum(sum(table["errors_by_status"].values()) for r in rounds for table in r["routes"].values()),
+        "healthz_throughput_rps": median(lambda r: r["healthz"]["throughput_rps"]),
+        "ratio_to_healthz_throughput": median(lambda r: r["ratio_to_healthz"]["throughput"]),
+    }
 
 
 def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
