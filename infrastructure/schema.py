@@ -42,7 +42,7 @@ def check_schema(application_class: type[Application], settings: Settings) -> No
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SchemaMissingError(
             f"The event store at {redacted(settings.database_url)} is not usable ({reason}). "
-            "If its tables do not exist yet, create them with `bso init-db` (same database "
+            "If its tables do not exist yet, or it was made by an older bso, run `bso init-db` (same database "
             "URL) or start `bso serve` without --no-create-schema."
         ) from None
     finally:
