@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from application.service import BatchSizeOptimizer
-from domain.cost import energy_time_cost
+from domain.cost import energy_time_cost, epoch_cost_at_power
 from infrastructure.trace_data import Traces, Workload
 
 MAX_TRIES_PER_RECURRENCE = 20
@@ -159,7 +159,7 @@ class WorkloadTrace:
         rows = self.size_rows(batch_size)
         highest = rows.power_limit.max()
         means = rows.groupby(["power_limit"], as_index=False).mean(numeric_only=True)
-        means["epoch_cost"] = (eta_knob * means.average_power + (1 - eta_knob) * highest) * means.time_per_epoch
+        means["epoch_cost"] = epoch_cost_at_power(means.average_power, means.time_per_epoch, eta_knob, highest)
         means = means.sort_values(by="power_limit", ascending=False)
         return {int(row.power_limit): float(row.epoch_cost) for row in means.itertuples()}
 
