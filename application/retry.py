@@ -15,8 +15,6 @@ T = TypeVar("T")
 class ConflictLanes(Protocol):
     """A way for the writers of one job to take turns rather than race."""
 
-    taken: int
-
     def take_turns(self, job_id: str, lost_race: bool) -> ContextManager[None]: ...
 
     def close(self) -> None: ...

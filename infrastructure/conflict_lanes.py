@@ -45,7 +45,7 @@ class PostgresConflictLanes:
         self._pool = psycopg_pool.ConnectionPool(
             database_url, min_size=0, max_size=lanes, kwargs={"autocommit": True}, open=True, name="bso-lanes"
         )
-        self.taken = 0  # lanes granted so far (read by tests and /metrics)
+        self.taken = 0  # lanes granted so far (read by tests)
         self._count_lock = threading.Lock()
 
     def take_turns(self, job_id: str, lost_race: bool) -> ContextManager[None]:
