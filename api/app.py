@@ -15,6 +15,7 @@ from starlette.routing import Route
 from api import audit_routes, metrics_routes, openapi, zeus_routes
 from api.auth import BearerTokenAuth
 from api.errors import EXCEPTION_HANDLERS, message
+from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
 from infrastructure.conflict_lanes import conflict_lanes_for
 from infrastructure.settings import Settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         # serve as many requests as forty and keep the tail latency far shorter.
         to_thread.current_default_thread_limiter().total_tokens = settings.command_threads()
         app.state.optimizer = optimizer or await run_in_threadpool(build_optimizer, settings)
+        app.state.audit = JobAudit(app.state.optimizer)
         try:
             yield
         finally:

@@ -4,7 +4,6 @@
 aggregate UUID from the listing (that incarnation exactly).
 """
 
-import threading
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -21,7 +20,6 @@ from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
 
 MAX_PAGE = 1000
-_audit_lock = threading.Lock()
 
 
 class ReanalysisKnobs(BaseModel):
@@ -53,11 +51,7 @@ def checked_overrides(spec: Mapping[str, Any], knobs: ReanalysisKnobs) -> dict[s
 
 
 def audit_of(request: Request) -> JobAudit:
-    state = request.app.state
-    with _audit_lock:
-        if getattr(state, "audit", None) is None or state.audit.app is not state.optimizer:
-            state.audit = JobAudit(state.optimizer)
-        return state.audit
+    return request.app.state.audit
 
 
 def _invalid(field: str, text: str) -> RequestError:
