@@ -17,7 +17,7 @@ import pandas as pd
 
 from application.service import BatchSizeOptimizer
 from domain.cost import energy_time_cost, epoch_cost_at_power
-from infrastructure.trace_data import Traces, Workload
+from application.traces import TraceSource, Workload
 
 MAX_TRIES_PER_RECURRENCE = 20
 
@@ -129,7 +129,7 @@ class SimulationResult:
 class WorkloadTrace:
     """The trace rows of one workload, indexed for sampling runs and profiling power."""
 
-    def __init__(self, traces: Traces, workload: Workload) -> None:
+    def __init__(self, traces: TraceSource, workload: Workload) -> None:
         self.workload = workload
         self.batch_sizes = traces.batch_sizes(workload)
         self.max_power = traces.max_power

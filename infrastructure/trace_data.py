@@ -12,19 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from application.traces import Workload
+
 SHIPPED_GPUS = ("v100", "p100", "rtx6000")
-
-
-@dataclass(frozen=True)
-class Workload:
-    """A recurring training job of the trace: what it trains and what it must reach."""
-
-    dataset: str
-    network: str
-    optimizer: str
-    target_metric: float
-    max_epochs: int
-    default_batch_size: int
 
 
 # The six workloads of the paper with the targets and epoch limits Zeus's own
@@ -59,7 +49,7 @@ def shipped_power_trace(gpu: str) -> Path:
 
 @dataclass(frozen=True)
 class Traces:
-    """The joined traces with the per-run and per-epoch figures the simulator needs."""
+    """A TraceSource: the joined traces with the per-run and per-epoch figures the simulator needs."""
 
     joined: pd.DataFrame
 

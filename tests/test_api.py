@@ -6,7 +6,7 @@ from typing import Any, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from infrastructure.settings import Settings
 from tests.helpers import CLIENT_SPEC as SPEC
 

@@ -5,7 +5,7 @@ from typing import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from application.service import BatchSizeOptimizer
 from infrastructure.settings import Settings, persistence_env
 from tests.audit_helpers import ManualClock, train

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from infrastructure.settings import Settings, SettingsError
 from tests.helpers import CLIENT_SPEC as SPEC
 

@@ -6,7 +6,7 @@ from typing import Any, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from application.idempotency import RequestKey
 from application.service import BatchSizeOptimizer
 from infrastructure.settings import Settings, persistence_env

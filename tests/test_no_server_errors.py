@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from infrastructure.settings import Settings
 
 ODD_VALUES = [None, -1, 0, 1e308, -1e308, "x", "", [], {}, True, 2**70, "1e3", "NaN", " 5", 1.5]

@@ -3,7 +3,7 @@
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from infrastructure.settings import Settings
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from api.cli import main
 from application.service import BatchSizeOptimizer
 from application.simulator import (

@@ -3,7 +3,7 @@
 import argparse
 import os
 
-from api.commands.common import add_database_flag, settings_from
+from api.cli.shared import add_database_flag, settings_from
 from application.service import BatchSizeOptimizer
 from infrastructure.schema import check_schema, create_schema
 from infrastructure.settings import Settings, SettingsError
@@ -75,7 +75,7 @@ def serve(args: argparse.Namespace) -> int:
         BSO_POOL_MAX_OVERFLOW=str(settings.pool_max_overflow),
     )
     uvicorn.run(
-        "api.app:create_app",
+        "api.http.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,

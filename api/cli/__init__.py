@@ -1,14 +1,14 @@
-"""The ``bso`` command line: each subcommand lives in its own module under api/commands."""
+"""The ``bso`` command line: one module per subcommand, its shared flags and output in ``api.cli.shared``."""
 
 import argparse
 import sys
 from typing import Sequence
 
-from api.commands import audit, initdb, reanalyze, serve, simulate
+from api.cli import audit, initdb, reanalyze, serve, simulate
 from infrastructure.schema import SchemaMissingError
 from infrastructure.settings import SettingsError
 
-# Add a subcommand by writing api/commands/NAME.py with register() and listing it here.
+# Add a subcommand by writing api/cli/NAME.py with register() and listing it here.
 COMMAND_MODULES = [serve, initdb, simulate, audit, reanalyze]
 
 
@@ -31,6 +31,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bso: {error}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

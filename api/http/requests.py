@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from api.errors import RequestError, validation_failed
+from api.http.errors import RequestError, validation_failed
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import audit_routes, metrics_routes, openapi, zeus_routes
-from api.auth import BearerTokenAuth
-from api.errors import EXCEPTION_HANDLERS, message
+from api.http import audit_routes, metrics_routes, openapi, zeus_routes
+from api.http.auth import BearerTokenAuth
+from api.http.errors import EXCEPTION_HANDLERS, message
 from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
 from infrastructure.conflict_lanes import conflict_lanes_for

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from api.errors import NotFoundError, RequestError
-from api.requests import parse_body, validate
-from api.schemas import JobSpecFromClient
+from api.http.errors import NotFoundError, RequestError
+from api.http.requests import parse_body, validate
+from api.http.schemas import JobSpecFromClient
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
 

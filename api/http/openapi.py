@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.audit_routes import ReanalysisKnobs
-from api.schemas import ErrorMessage, JobSpecFromClient, ReportResponse, TrainingResult, TrialId
+from api.http.audit_routes import ReanalysisKnobs
+from api.http.schemas import ErrorMessage, JobSpecFromClient, ReportResponse, TrainingResult, TrialId
 
 _MODELS: list[type[BaseModel]] = [
     JobSpecFromClient,

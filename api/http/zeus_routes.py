@@ -7,9 +7,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.errors import NotFoundError, RequestError
-from api.requests import parse_body, query_job_id
-from api.schemas import JobSpecFromClient, TrainingResult, TrialId
+from api.http.errors import NotFoundError, RequestError
+from api.http.requests import parse_body, query_job_id
+from api.http.schemas import JobSpecFromClient, TrainingResult, TrialId
 from application.idempotency import MAX_KEY_LENGTH, RequestKey
 from application.service import BatchSizeOptimizer
 from domain.errors import UnknownJobError

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from api.commands.common import add_database_flag, settings_from
+from api.cli.shared import add_database_flag, settings_from
 from application.service import BatchSizeOptimizer
 from infrastructure.schema import create_schema, redacted
 

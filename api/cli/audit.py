@@ -7,35 +7,43 @@ it, except ``import``.
 
 import argparse
 import contextlib
-import json
 import sys
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
-from api.commands.common import add_database_flag, settings_from
+from api.cli.shared import (
+    add_database_flag,
+    add_progress_flag,
+    cell,
+    guarded,
+    non_negative,
+    opened_audit,
+    positive,
+    print_json,
+    print_table,
+    progress_for,
+)
 from application.archive import ArchiveError, export_lines, import_lines
-from application.audit import AuditNotFoundError, JobAudit, parse_instant, state_view
-from application.service import BatchSizeOptimizer
-from infrastructure.schema import check_schema, create_schema
+from application.audit import JobAudit, parse_instant, state_view
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     jobs = _command(commands, "jobs", "list registered jobs (deleted ones too)", list_jobs)
     jobs.add_argument("--prefix", default="", help="only job ids starting with this")
-    jobs.add_argument("--limit", type=_positive, default=50, help="jobs per page (default 50)")
-    jobs.add_argument("--after", type=_non_negative, default=0, help="cursor from a previous page")
+    jobs.add_argument("--limit", type=positive, default=50, help="jobs per page (default 50)")
+    jobs.add_argument("--after", type=non_negative, default=0, help="cursor from a previous page")
 
     show = _command(commands, "show", "a job's current state and its trials", show_job)
     show.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
 
     events = _command(commands, "events", "a job's events in order", list_events)
     events.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
-    events.add_argument("--after", type=_non_negative, default=0, help="start after this version")
-    events.add_argument("--limit", type=_positive, help="at most this many events (default all)")
+    events.add_argument("--after", type=non_negative, default=0, help="start after this version")
+    events.add_argument("--limit", type=positive, help="at most this many events (default all)")
 
     replay = _command(commands, "replay", "rebuild a job from its events, now or in the past", replay_job)
     replay.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
     moment = replay.add_mutually_exclusive_group()
-    moment.add_argument("--version", type=_positive, help="state right after this event version")
+    moment.add_argument("--version", type=positive, help="state right after this event version")
     moment.add_argument("--at", type=parse_instant, help="state at this ISO-8601 instant (UTC if no zone)")
     add_progress_flag(replay)
 
@@ -62,96 +70,6 @@ def _command(
     return parser
 
 
-def guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    try:
-        return handler(args)
-    except (AuditNotFoundError, ArchiveError) as error:
-        print(f"bso {args.command}: {error}", file=sys.stderr)
-        return 1
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def add_progress_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on standard error (default: when it is a terminal)",
-    )
-
-
-@contextlib.contextmanager
-def opened_audit(args: argparse.Namespace, create: bool = False) -> Iterator[JobAudit]:
-    settings = settings_from(args)
-    if create:
-        create_schema(BatchSizeOptimizer, settings)
-    else:
-        check_schema(BatchSizeOptimizer, settings)
-    app = BatchSizeOptimizer(env=settings.override(create_schema=False).persistence_env())
-    try:
-        yield JobAudit(app)
-    finally:
-        app.close()
-
-
-class ProgressBar:
-    """A one-line bar on standard error, redrawn at most every whole percent."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label, self.stream, self.width = label, stream or sys.stderr, width
-        self._shown = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        percent = 100 * done // max(total, 1)
-        if percent == self._shown:
-            return
-        self._shown = percent
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "-" * (self.width - filled)
-        end = "\n" if done >= total else ""
-        print(f"\r{self.label} [{bar}] {done}/{total} events {percent}%", end=end, file=self.stream, flush=True)
-
-
-def progress_for(args: argparse.Namespace, label: str) -> ProgressBar | None:
-    wanted = args.progress if args.progress is not None else sys.stderr.isatty()
-    return ProgressBar(label) if wanted else None
-
-
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
-
-
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
-    widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
-    print("  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip())
-    for line in cells:
-        print("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
 def print_state(state: dict[str, Any]) -> None:
     pruning = state["pruning"]
     facts = [
@@ -159,7 +77,7 @@ def print_state(state: dict[str, Any]) -> None:
         ("version", state["version"]),
         ("registered", state["registered_at"]),
         ("stage", state["stage"]),
-        ("min cost", f"{_cell(state['min_cost'])} at batch size {_cell(state['min_cost_batch_size'])}"),
+        ("min cost", f"{cell(state['min_cost'])} at batch size {cell(state['min_cost_batch_size'])}"),
         ("pruning", f"round {pruning['round']} of {pruning['num_rounds']}, survivors {pruning['survivors']}"),
         ("trials", ", ".join(f"{key} {value}" for key, value in state["trials"].items())),
         ("seed", state["seed"]),

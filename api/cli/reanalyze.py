@@ -6,10 +6,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.audit_routes import ReanalysisKnobs, checked_overrides
-from api.commands.audit import guarded, add_progress_flag, opened_audit, print_json, print_table, progress_for
-from api.commands.common import add_database_flag
-from api.errors import RequestError
+from api.http.audit_routes import ReanalysisKnobs, checked_overrides
+from api.cli.shared import add_database_flag, add_progress_flag, guarded, opened_audit, print_json, print_table, progress_for
+from api.http.errors import RequestError
 from application.reanalysis import reanalyze
 
 

@@ -16,6 +16,7 @@ from application.simulator import (
     TraceSimulator,
     WorkloadTrace,
 )
+from application.traces import Workload
 from domain.errors import DomainError
 from infrastructure.optimizer_http import HttpOptimizerClient, RemoteOptimizerError
 from infrastructure.settings import persistence_env
@@ -24,7 +25,6 @@ from infrastructure.trace_data import (
     WORKLOAD_PRESETS,
     TraceError,
     Traces,
-    Workload,
     shipped_power_trace,
     shipped_train_trace,
 )

@@ -1,1 +1,0 @@
-"""One module per ``bso`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""The HTTP interface: Zeus-compatible routes, /v1 reads and audit, metrics, OpenAPI."""
