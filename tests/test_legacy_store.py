@@ -1,0 +1,77 @@
+"""A store written by bso before the JobSpec change loads, replays, reads and reanalyses as it did.
+
+``tests/fixtures/legacy.db`` (with a snapshot at version 200), its views and its
+export were made by ``tests/fixtures/make_legacy.py`` with the code of commit
+d622bb2; they are never regenerated, so any change to how old events or snapshots
+are read shows up here.
+"""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from application.archive import import_lines
+from application.audit import JobAudit, state_view
+from application.reanalysis import reanalyze
+from application.service import BatchSizeOptimizer
+from infrastructure.settings import persistence_env
+
+FIXTURES = Path(__file__).parent / "fixtures"
+JOB = "legacy-job"
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, Any]:
+    return json.loads((FIXTURES / "legacy_views.json").read_text())
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> Iterator[JobAudit]:
+    shutil.copy(FIXTURES / "legacy.db", tmp_path / "legacy.db")
+    app = BatchSizeOptimizer(env=persistence_env(f"sqlite:///{tmp_path / 'legacy.db'}"))
+    yield JobAudit(app)
+    app.close()
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def test_current_and_past_states_read_as_before(audit: JobAudit, expected: dict[str, Any]) -> None:
+    assert _json(audit.state(JOB)) == expected["state"]  # loaded through the version-200 snapshot
+    assert _json(audit.state(JOB, version=10)) == expected["state_v10"]
+    assert _json(audit.state("legacy-deleted")) == expected["deleted_state"]
+    assert _json(audit.list_jobs()) == expected["jobs"]
+
+
+def test_a_full_replay_ignoring_the_snapshot_reaches_the_same_state(audit: JobAudit, expected: dict[str, Any]) -> None:
+    assert _json(state_view(audit.replay(JOB))) == expected["state"]
+
+
+def test_trials_and_events_read_as_before(audit: JobAudit, expected: dict[str, Any]) -> None:
+    trials = audit.trials(JOB)
+    assert _json(trials) == expected["trials"]
+    assert _json(audit.trial(JOB, 1)) == expected["trial_1"]
+    assert _json(audit.trial(JOB, len(trials))) == expected["trial_last"]
+    assert _json(audit.events(JOB, after=0, limit=5)) == expected["events_page"]
+
+
+def test_reanalysis_of_old_events_decides_as_before(audit: JobAudit, expected: dict[str, Any]) -> None:
+    events = audit.domain_events(JOB)
+    assert _json(reanalyze(events, {})) == expected["reanalysis_own"]
+    knobs = {"beta_knob": None, "window_size": 2, "eta_knob": 0.7}
+    assert _json(reanalyze(events, knobs, resample_seed=3)) == expected["reanalysis_knobs"]
+
+
+def test_an_old_export_imports_and_reads_as_before(expected: dict[str, Any]) -> None:
+    app = BatchSizeOptimizer(env=persistence_env("memory://"))
+    try:
+        with open(FIXTURES / "legacy_job.jsonl", encoding="utf-8") as lines:
+            imported = import_lines(app, lines)
+        assert imported["events"] == expected["state"]["version"]
+        assert _json(JobAudit(app).state(JOB)) == expected["state"]
+    finally:
+        app.close()
