@@ -4,21 +4,19 @@ A line is one stored event exactly as recorded: its stream id, version, stored
 topic and stored state (the transcoded JSON object). Importing writes the same
 records, so the imported job replays to the same state, with the same upcasting,
 as the original; its UUID is kept, and its job id is claimed in the target
-when that id is free there.
+when that id is free there, in the same transaction as the events.
 """
 
 import json
 from typing import Any, Iterable, Iterator
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 
 from application.audit import JobAudit
 from application.catalog import REGISTERED_TOPIC
-from application.service import BatchSizeOptimizer
+from application.service import BatchSizeOptimizer, JobAlreadyStoredError
 from domain.job import Job
-from domain.job_name import JobName, job_name_id
 
 
 class ArchiveError(ValueError):
@@ -49,12 +47,11 @@ def import_lines(app: BatchSizeOptimizer, lines: Iterable[str]) -> dict[str, Any
         raise ArchiveError(f"An event could not be decoded: {error}") from None
     registered = events[0]
     assert isinstance(registered, Job.Registered)
-    try:
-        app.recorder.insert_events(records)
-    except IntegrityError:
-        raise ArchiveError(f"Job {job_uuid} is already in this database") from None
     deleted = any(isinstance(event, Job.Deleted) for event in events)
-    name_claimed = _claim_name(app, registered.job_id, str(job_uuid), deleted)
+    try:
+        name_claimed = app.import_job(records, registered.job_id, deleted)
+    except JobAlreadyStoredError as error:
+        raise ArchiveError(str(error)) from None
     return {
         "job_id": registered.job_id,
         "job_uuid": str(job_uuid),
@@ -87,22 +84,3 @@ def _check_stream(records: list[StoredEvent]) -> None:
                 f"Event {expected} breaks the stream: expected job {records[0].originator_id} "
                 f"version {expected}, found {record.originator_id} version {record.originator_version}"
             )
-
-
-def _claim_name(app: BatchSizeOptimizer, job_id: str, job_uuid: str, deleted: bool) -> bool:
-    """Point the job id at the imported job unless a live job already answers to it."""
-    now = app.clock()
-    try:
-        name: JobName | None = app.repository.get(job_name_id(job_id))
-    except AggregateNotFoundError:
-        name = None
-    if name is not None and name.current is not None:
-        return False
-    if name is None:
-        name = JobName.claim(job_id, job_uuid, now)
-    else:
-        name.reclaim(job_uuid, now)
-    if deleted:
-        name.release(now)
-    app.save(name)
-    return True

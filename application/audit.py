@@ -1,4 +1,8 @@
-"""Read-only views of jobs for operators: lists, states, trials, events, time travel.
+"""The read model: every query over the event log, and the views built from it.
+
+The audit routes, the CLI and the dashboard read jobs only through ``JobAudit``;
+it is the one place that talks to the recorder (listings, event pages, states at
+a version or an instant, trials, replays, exports). It never writes.
 
 Everything returned is JSON primitives. Current and past states come from the
 Job aggregate (replayed by the repository); per-trial detail (why a trial got its
@@ -15,14 +19,14 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
 
 from application.catalog import REGISTERED_TOPIC, JobCatalog
 from application.service import BatchSizeOptimizer
-from domain.job import DISPATCHED, FAILED, SUCCEEDED, Job
-from domain.job_name import JobName, job_name_id
+from domain.enums import StopReason, TrialStatus
+from domain.job import Job
 from domain.pruning import pruning_progress
+from domain.spec import JobSpec
 
 Progress = Callable[[int, int], None]
 _REPLAY_PAGE = 1000
@@ -42,6 +46,8 @@ def primitives(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, UUID):
         return str(value)
+    if isinstance(value, JobSpec):
+        return value.to_record()
     return value
 
 
@@ -49,7 +55,7 @@ def state_view(job: Job) -> dict[str, Any]:
     """The job as a client of the audit API sees it; same shape now and in the past."""
     statuses = Counter(job.trial_statuses)
     progress = pruning_progress(
-        job.batch_sizes, job.spec["default_batch_size"], job.spec["num_pruning_rounds"], job.exploration_history()
+        job.batch_sizes, job.spec.default_batch_size, job.spec.num_pruning_rounds, job.exploration_history()
     )
     return primitives(
         {
@@ -59,7 +65,7 @@ def state_view(job: Job) -> dict[str, Any]:
             "deleted": job.deleted,
             "registered_at": job.created_on,
             "updated_at": job.modified_on,
-            "spec": job.spec,
+            "spec": job.spec.to_record(),
             "stage": job.stage,
             "seed": job.seed,
             "policy_version": job.policy_version,
@@ -68,13 +74,13 @@ def state_view(job: Job) -> dict[str, Any]:
             "min_cost_batch_size": job.min_cost_batch_size if job.min_cost is not None else None,
             "trials": {
                 "total": job.trial_count,
-                "dispatched": statuses[DISPATCHED],
-                "succeeded": statuses[SUCCEEDED],
-                "failed": statuses[FAILED],
+                "dispatched": statuses[TrialStatus.DISPATCHED],
+                "succeeded": statuses[TrialStatus.SUCCEEDED],
+                "failed": statuses[TrialStatus.FAILED],
             },
             "pruning": {
                 "round": progress.round_number,
-                "num_rounds": job.spec["num_pruning_rounds"],
+                "num_rounds": job.spec.num_pruning_rounds,
                 "survivors": progress.candidates,
                 "default_batch_size": progress.default_batch_size,
             },
@@ -108,7 +114,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 "number": event.number,
                 "batch_size": event.batch_size,
                 "kind": event.kind,
-                "status": DISPATCHED,
+                "status": TrialStatus.DISPATCHED,
                 "epochs_reported": 0,
                 "epoch": None,
                 "time": None,
@@ -137,7 +143,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
             if isinstance(event, Job.TrialReported):
                 trial["epochs"][-1]["final"] = True
                 trial.update(
-                    status=SUCCEEDED,
+                    status=TrialStatus.SUCCEEDED,
                     converged=event.converged,
                     stop_reason=event.reason,
                     finished_at=event.timestamp,
@@ -148,11 +154,11 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                     },
                 )
         elif isinstance(event, Job.TrialEnded):
-            trials[event.number].update(status=FAILED, stop_reason="ended", finished_at=event.timestamp)
+            trials[event.number].update(status=TrialStatus.FAILED, stop_reason=StopReason.ENDED, finished_at=event.timestamp)
         elif isinstance(event, Job.TrialExpired):
             trials[event.number].update(
-                status=FAILED,
-                stop_reason="expired",
+                status=TrialStatus.FAILED,
+                stop_reason=StopReason.EXPIRED,
                 finished_at=event.timestamp,
                 outcome={"last_heard_at": event.last_heard_at, "lease_seconds": event.lease_seconds},
             )
@@ -176,11 +182,8 @@ class JobAudit:
 
     def resolve(self, reference: str) -> UUID:
         """The Job aggregate a reference names (see the module docstring)."""
-        try:
-            name = self.app.repository.get(job_name_id(reference), deepcopy_from_cache=False)
-        except AggregateNotFoundError:
-            name = None
-        if isinstance(name, JobName):
+        name = self.app.job_name(reference)
+        if name is not None:
             return UUID(name.incarnations[-1])
         try:
             job_uuid = UUID(reference)

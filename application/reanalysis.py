@@ -24,19 +24,11 @@ from uuid import uuid4
 
 from eventsourcing.domain import DomainEventProtocol
 
-from domain.errors import NoConvergedBatchSizeError
-from domain.job import SUCCEEDED, Job
-
-KNOBS = (
-    "eta_knob",
-    "beta_knob",
-    "window_size",
-    "mab_prior_mean",
-    "mab_prior_precision",
-    "mab_num_explorations",
-    "num_pruning_rounds",
-    "mab_seed",
-)
+from domain.enums import StopReason, TrialKind, TrialStatus
+from domain.errors import InvalidReportError, NoConvergedBatchSizeError
+from domain.job import Job
+from domain.reporting import EpochReport
+from domain.spec import SpecLimits
 
 RECORDED = "recorded"
 RESAMPLED = "resampled"
@@ -57,19 +49,19 @@ class Epoch:
 class ActualTrial:
     number: int
     batch_size: int
-    kind: str
-    status: str = "Dispatched"
+    kind: TrialKind
+    status: TrialStatus = TrialStatus.DISPATCHED
     epochs: list[Epoch] = field(default_factory=list)
     cost: float | None = None
     converged: bool | None = None
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
 
 
 @dataclass
 class CounterfactualTrial:
     number: int
     batch_size: int
-    kind: str
+    kind: TrialKind
     data: str
     source_trial: int | None
     source: list[Epoch]
@@ -78,18 +70,11 @@ class CounterfactualTrial:
     last: Epoch | None = None
     cost: float | None = None
     converged: bool | None = None
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
 
     @property
     def running(self) -> bool:
         return self.outcome == "in_flight"
-
-
-def counterfactual_spec(spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(overrides) - set(KNOBS))
-    if unknown:
-        raise ValueError(f"Not a reanalysis knob: {', '.join(unknown)} (knobs: {', '.join(KNOBS)})")
-    return {**spec, **overrides}
 
 
 class _Replay:
@@ -101,12 +86,12 @@ class _Replay:
         overrides: Mapping[str, Any],
         resample_seed: int,
         finished_runs: dict[int, tuple[int, list[Epoch]]],
+        limits: SpecLimits,
     ) -> None:
-        self.actual_spec = dict(registered.spec)
-        self.spec = counterfactual_spec(registered.spec, overrides)
-        seed = self.spec["mab_seed"] if overrides.get("mab_seed") is not None else registered.seed
-        self.spec["mab_seed"] = seed
-        self.job = Job.register(uuid4(), registered.job_id, self.spec, seed, registered.timestamp)
+        self.actual_spec = registered.spec
+        seed = overrides["mab_seed"] if overrides.get("mab_seed") is not None else registered.seed
+        self.spec = registered.spec.with_knobs({**overrides, "mab_seed": seed}, limits)
+        self.job = Job.register(uuid4(), self.spec, seed, registered.timestamp)
         self.job.collect_events()
         self.resampler = random.Random(resample_seed)
         self.finished_runs = finished_runs
@@ -126,13 +111,13 @@ class _Replay:
         elif isinstance(event, Job.TrialReported):
             actual = self.actual[event.number]
             actual.epochs.append(Epoch(event.epoch, event.time, event.energy, event.metric))
-            actual.status, actual.cost = SUCCEEDED, event.cost
+            actual.status, actual.cost = TrialStatus.SUCCEEDED, event.cost
             actual.converged, actual.stop_reason = event.converged, event.reason
             self._feed(event, final=True)
         elif isinstance(event, (Job.TrialEnded, Job.TrialExpired)):
             actual = self.actual[event.number]
-            actual.status = "Failed"
-            actual.stop_reason = "ended" if isinstance(event, Job.TrialEnded) else "expired"
+            actual.status = TrialStatus.FAILED
+            actual.stop_reason = StopReason.ENDED if isinstance(event, Job.TrialEnded) else StopReason.EXPIRED
             self._abandon(event.number, "abandoned", event, actual.stop_reason)
 
     def _dispatch(self, event: Job.TrialDispatched) -> None:
@@ -176,9 +161,12 @@ class _Replay:
         epoch = trial.source[trial.fed]
         trial.fed += 1
         trial.last = epoch
-        answer = self.job.report(
-            trial.number, trial.batch_size, epoch.time, epoch.energy, epoch.metric, epoch.epoch, event.timestamp
-        )
+        try:
+            report = EpochReport(trial.number, trial.batch_size, epoch.time, epoch.energy, epoch.metric, epoch.epoch)
+        except InvalidReportError:  # stored before reports were bounded: its outcome is unknown
+            self._abandon(trial.number, "unknown", event, None)
+            return
+        answer = self.job.report(report, event.timestamp)
         for recorded in self.job.collect_events():
             trial.cost = getattr(recorded, "cost", trial.cost)
             if isinstance(recorded, Job.TrialReported):
@@ -200,11 +188,13 @@ def reanalyze(
     overrides: Mapping[str, Any],
     resample_seed: int = 0,
     progress: Progress | None = None,
+    limits: SpecLimits = SpecLimits(),
 ) -> dict[str, Any]:
-    """Replay a job's events under ``overrides``; returns the per-trial diff and totals."""
+    """Replay a job's events under ``overrides`` (knobs of domain.spec.KNOBS; InvalidSpecError
+    if the job under them is impossible); returns the per-trial diff and totals."""
     registered = events[0]
     assert isinstance(registered, Job.Registered)
-    replay = _Replay(registered, overrides, resample_seed, _finished_runs(events))
+    replay = _Replay(registered, overrides, resample_seed, _finished_runs(events), limits)
     for done, event in enumerate(events[1:], start=2):
         if isinstance(event, Job.Deleted):
             break
@@ -216,8 +206,8 @@ def reanalyze(
         "job_id": registered.job_id,
         "job_uuid": str(registered.originator_id),
         "knobs": {
-            "actual": {knob: replay.actual_spec.get(knob) for knob in KNOBS} | {"mab_seed": registered.seed},
-            "counterfactual": {knob: replay.spec.get(knob) for knob in KNOBS},
+            "actual": replay.actual_spec.knobs() | {"mab_seed": registered.seed},
+            "counterfactual": replay.spec.knobs(),
         },
         "resample_seed": resample_seed,
         "halted": replay.halted,
@@ -297,9 +287,9 @@ def _totals(views: list[dict[str, Any]], eta: float, max_power: float) -> dict[s
 
 
 def _summary(trials: list[dict[str, Any]], replay: _Replay) -> dict[str, Any]:
-    actual = _totals([trial["actual"] for trial in trials], replay.actual_spec["eta_knob"], replay.spec["max_power"])
+    actual = _totals([trial["actual"] for trial in trials], replay.actual_spec.eta_knob, replay.spec.max_power)
     simulated = [trial["counterfactual"] for trial in trials if trial["counterfactual"] is not None]
-    counterfactual = _totals(simulated, replay.spec["eta_knob"], replay.spec["max_power"])
+    counterfactual = _totals(simulated, replay.spec.eta_knob, replay.spec.max_power)
     incomplete = {
         "unknown_trials": [t["number"] for t in trials if (t["counterfactual"] or {}).get("outcome") == "unknown"],
         "no_data_trials": [t["number"] for t in trials if (t["counterfactual"] or {}).get("data") == NO_DATA],

@@ -1,30 +1,64 @@
 """The batch size optimizer application: register, predict, report, end, delete.
 
-Every command is get -> decide -> save, run by ``run_with_retries``: the job's
-event stream version is the only arbiter between writers (threads, processes or
-hosts). A per-process lock per job only spares threads of one process from
+Every command is a function of the moment it runs at: it loads what it needs, lets
+the aggregates decide, and returns what it ``Decided`` (the answer and the changed
+aggregates). One unit of work (``_attempt``) then adds the idempotent answer and
+saves everything in one transaction, and ``run_with_retries`` runs it again from a
+fresh load when another writer won the race: the job's event stream version is the
+only arbiter between writers (threads, processes or hosts). A per-process lock per job only spares threads of one process from
 racing each other needlessly; correctness never depends on it.
 """
 
 import secrets
 import threading
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, ContextManager, Mapping
+from typing import Any, Callable, ContextManager, Mapping, Sequence
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import JSONTranscoder, StoredEvent
 
 from application.idempotency import IdempotentResponse, RequestKey
 from application.retry import ConflictLanes, ConflictStats, RetryPolicy, run_with_retries
+from application.transcodings import TRANSCODINGS
 from domain.errors import SpecMismatchError, UnknownJobError
 from domain.job import Job
 from domain.job_name import JobName, job_name_id
+from domain.reporting import EpochReport
+from domain.spec import JobSpec, SpecLimits
 
 Clock = Callable[[], datetime]
-# Given a command's response, the aggregates that remember it for an idempotent retry.
-Remember = Callable[[Any], list[IdempotentResponse]]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a command decided: the answer for the caller and the aggregates it changed."""
+
+    answer: Any
+    aggregates: tuple[Aggregate, ...]
+
+    def __init__(self, answer: Any, *aggregates: Aggregate) -> None:
+        object.__setattr__(self, "answer", answer)
+        object.__setattr__(self, "aggregates", aggregates)
+
+
+# A command: given the moment it runs at, load what it needs and decide.
+Command = Callable[[datetime], Decided]
+
+
+class JobAlreadyStoredError(Exception):
+    """An imported job's events are in this store already."""
+
+
+def _claimed(name: JobName | None, job_id: str, job_uuid: UUID, now: datetime) -> JobName:
+    """The job id's name pointed at ``job_uuid``: claimed for the first time, or again after a deletion."""
+    if name is None:
+        return JobName.claim(job_id, str(job_uuid), now)
+    name.reclaim(str(job_uuid), now)
+    return name
 
 DEFAULT_LEASE_SECONDS = 86400.0
 _MAX_REMEMBERED_JOBS = 100_000
@@ -61,8 +95,10 @@ class BatchSizeOptimizer(Application):
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         retry_policy: RetryPolicy | None = None,
         conflict_lanes: ConflictLanes | None = None,
+        spec_limits: SpecLimits = SpecLimits(),
     ) -> None:
         super().__init__(env)
+        self.spec_limits = spec_limits
         self.conflict_lanes = conflict_lanes
         self.clock = clock
         self.lease_seconds = lease_seconds
@@ -73,81 +109,67 @@ class BatchSizeOptimizer(Application):
         # JobName stream on every command (a hint, checked on each use).
         self._job_uuids: dict[str, UUID] = {}
 
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for transcoding in TRANSCODINGS:
+            transcoder.register(transcoding)
+
     # -- commands --------------------------------------------------------------------
 
     def register_job(
-        self, spec: Mapping[str, Any], request: RequestKey | None = None
+        self, fields: Mapping[str, Any], request: RequestKey | None = None
     ) -> tuple[bool, dict[str, Any]]:
-        """Register a job; returns (created, spec with job_id). Same id, same spec: not created."""
-        spec = dict(spec)
-        if spec.get("job_id") is None:
-            spec["job_id"] = self._fresh_job_id(spec["job_id_prefix"])
-        created, registered = self._run(spec["job_id"], lambda remember: self._register(spec, remember), request)
+        """Register a job; returns (created, spec with job_id). Same id, same spec: not created.
+
+        ``fields`` are the spec's fields as primitives; ``JobSpec.create`` checks them
+        (InvalidSpecError names the field at fault) before anything is written.
+        """
+        spec = JobSpec.create(fields, self.spec_limits)
+        if spec.job_id is None:
+            spec = spec.with_job_id(self._fresh_job_id(spec.job_id_prefix))
+        job_id = spec.job_id
+        assert job_id is not None
+        created, registered = self._run(job_id, lambda now: self._register(spec, job_id, now), request)
         return bool(created), dict(registered)
 
-    def _register(self, spec: dict[str, Any], remember: Remember) -> tuple[bool, dict[str, Any]]:
-        now = self.clock()
-        job_id = spec["job_id"]
-        name = self._job_name(job_id)
+    def _register(self, spec: JobSpec, job_id: str, now: datetime) -> "Decided":
+        name = self.job_name(job_id)
         if name is not None and name.current is not None:
-            existing = self.repository.get(UUID(name.current))
+            existing: Job = self.repository.get(UUID(name.current))
             if existing.spec != spec:
                 raise SpecMismatchError(
                     f"Job {job_id} is already registered with a different specification. "
                     "Use a new job_id for a different configuration."
                 )
-            self._save_changes(*remember([False, existing.spec]))
-            return False, dict(existing.spec)
-        seed = spec["mab_seed"] if spec.get("mab_seed") is not None else secrets.randbits(63)
-        job = Job.register(uuid4(), job_id, spec, seed, now)
-        if name is None:
-            name = JobName.claim(job_id, str(job.id), now)
-        else:
-            name.reclaim(str(job.id), now)
-        self.save(name, job, *remember([True, job.spec]))
-        return True, dict(job.spec)
+            return Decided([False, existing.spec.to_record()])
+        seed = spec.mab_seed if spec.mab_seed is not None else secrets.randbits(63)
+        job = Job.register(uuid4(), spec, seed, now)
+        return Decided([True, job.spec.to_record()], _claimed(name, job_id, job.id, now), job)
 
     def _fresh_job_id(self, prefix: str) -> str:
         while True:
             candidate = f"{prefix}-{secrets.token_hex(4)}"
-            if self._job_name(candidate) is None:
+            if self.job_name(candidate) is None:
                 return candidate
 
     def predict(self, job_id: str, request: RequestKey | None = None) -> dict[str, Any]:
         """Dispatch a new trial and say which batch size it trains with."""
 
-        def command(remember: Remember) -> dict[str, Any]:
-            job = self.live_job(job_id)
-            now = self.clock()
-            job.expire_stale_trials(now, self.lease_seconds)
+        def command(now: datetime) -> Decided:
+            job = self.job_at(job_id, now)
             trial = job.dispatch_trial(now)
-            answer = {"job_id": job_id, "batch_size": trial.batch_size, "trial_number": trial.number}
-            self._save_changes(job, *remember(answer))
-            return answer
+            return Decided({"job_id": job_id, "batch_size": trial.batch_size, "trial_number": trial.number}, job)
 
         return self._run(job_id, command, request)
 
-    def report(
-        self,
-        job_id: str,
-        trial_number: int,
-        batch_size: int,
-        time: float,
-        energy: float,
-        metric: float,
-        current_epoch: int,
-        request: RequestKey | None = None,
-    ) -> dict[str, Any]:
+    def report(self, job_id: str, report: EpochReport, request: RequestKey | None = None) -> dict[str, Any]:
         """Record an epoch's cumulative time, energy and metric; say whether to stop."""
 
-        def command(remember: Remember) -> dict[str, Any]:
-            job = self.live_job(job_id)
-            now = self.clock()
-            job.expire_stale_trials(now, self.lease_seconds)
-            verdict = job.report(trial_number, batch_size, time, energy, metric, current_epoch, now)
+        def command(now: datetime) -> Decided:
+            job = self.job_at(job_id, now)
+            verdict = job.report(report, now)
             answer = {"stop_train": verdict.stop_train, "converged": verdict.converged, "message": verdict.message}
-            self._save_changes(job, *remember(answer))
-            return answer
+            return Decided(answer, job)
 
         return self._run(job_id, command, request)
 
@@ -156,35 +178,52 @@ class BatchSizeOptimizer(Application):
     ) -> None:
         """The trainer is done with this trial; if it never reported a result it is Failed."""
 
-        def command(remember: Remember) -> None:
-            job = self.live_job(job_id)
-            now = self.clock()
-            job.expire_stale_trials(now, self.lease_seconds)
+        def command(now: datetime) -> Decided:
+            job = self.job_at(job_id, now)
             job.end_trial(trial_number, batch_size, now)
-            self._save_changes(job, *remember(None))
+            return Decided(None, job)
 
         self._run(job_id, command, request)
 
     def delete_job(self, job_id: str, request: RequestKey | None = None) -> None:
         """Hide the job from trainers; its history stays readable."""
 
-        def command(remember: Remember) -> None:
+        def command(now: datetime) -> Decided:
             job = self.live_job(job_id)
-            name = self._job_name(job_id)
+            name = self.job_name(job_id)
             assert name is not None
-            now = self.clock()
             job.delete(now)
             name.release(now)
-            self.save(name, job, *remember(None))
+            return Decided(None, name, job)
 
         self._run(job_id, command, request)
 
-    def _save_changes(self, *aggregates: Aggregate) -> None:
-        """Save, unless nothing changed (an answer from state alone needs no write transaction)."""
-        if any(aggregate.pending_events for aggregate in aggregates):
-            self.save(*aggregates)
+    def import_job(self, records: Sequence[StoredEvent], job_id: str, deleted: bool) -> bool:
+        """Store an exported job's events exactly as recorded and, in the same transaction,
+        point its job id at it unless a live job answers to that id. Returns whether the
+        id was claimed; JobAlreadyStoredError if this store holds the job already."""
+        job_uuid = records[0].originator_id
+        if self.recorder.select_events(job_uuid, limit=1):
+            raise JobAlreadyStoredError(f"Job {job_uuid} is already in this database")
 
-    def _run(self, job_id: str, command: Callable[[Remember], Any], request: RequestKey | None = None) -> Any:
+        def attempt() -> bool:
+            now = self.clock()
+            name = self.job_name(job_id)
+            if name is not None and name.current is not None:
+                self.recorder.insert_events(list(records))
+                return False
+            name = _claimed(name, job_id, job_uuid, now)
+            if deleted:
+                name.release(now)
+            claim = [self.mapper.to_stored_event(event) for event in name.collect_events()]
+            self.recorder.insert_events([*records, *claim])
+            return True
+
+        return run_with_retries(attempt, self.retry_policy, self.conflict_stats)
+
+    # -- the unit of work -----------------------------------------------------------------
+
+    def _run(self, job_id: str, command: Command, request: RequestKey | None = None) -> Any:
         with self._job_locks(job_id):
             return run_with_retries(
                 lambda: self._attempt(command, request),
@@ -192,6 +231,23 @@ class BatchSizeOptimizer(Application):
                 self.conflict_stats,
                 take_turns=self._take_turns(job_id),
             )
+
+    def _attempt(self, command: Command, request: RequestKey | None) -> Any:
+        """One try: a repeated request gets its stored answer; a first one is decided and saved
+        with its answer, atomically, so a retry after any failure finds both or neither."""
+        if request is not None:
+            try:
+                return self.repository.get(request.record_id).answer(request)
+            except AggregateNotFoundError:
+                pass
+        now = self.clock()
+        decided = command(now)
+        changed = [aggregate for aggregate in decided.aggregates if aggregate.pending_events]
+        if request is not None:
+            changed.append(IdempotentResponse.record(request, decided.answer, now))
+        if changed:  # an answer read from state alone needs no write transaction
+            self.save(*changed)
+        return decided.answer
 
     def _take_turns(self, job_id: str) -> Callable[[bool], ContextManager[None]]:
         lanes = self.conflict_lanes
@@ -204,18 +260,10 @@ class BatchSizeOptimizer(Application):
             self.conflict_lanes.close()
         super().close()
 
-    def _attempt(self, command: Callable[[Remember], Any], request: RequestKey | None) -> Any:
-        """One try: a repeated request gets its stored answer, a first one stores it with its events."""
-        if request is None:
-            return command(lambda response: [])
-        try:
-            return self.repository.get(request.record_id).answer(request)
-        except AggregateNotFoundError:
-            return command(lambda response: [IdempotentResponse.record(request, response, self.clock())])
-
     # -- loading -----------------------------------------------------------------------
 
-    def _job_name(self, job_id: str) -> JobName | None:
+    def job_name(self, job_id: str) -> JobName | None:
+        """The name a client job id has had, or None if it was never registered."""
         try:
             return self.repository.get(job_name_id(job_id))
         except AggregateNotFoundError:
@@ -230,10 +278,16 @@ class BatchSizeOptimizer(Application):
             job = self.repository.get(remembered)
             if not job.deleted:
                 return job
-        name = self._job_name(job_id)
+        name = self.job_name(job_id)
         if name is None or name.current is None:
             raise UnknownJobError(f"Unknown job({job_id}). Please register the job first")
         if len(self._job_uuids) >= _MAX_REMEMBERED_JOBS:
             self._job_uuids.clear()
         self._job_uuids[job_id] = UUID(name.current)
         return self.repository.get(UUID(name.current))
+
+    def job_at(self, job_id: str, now: datetime) -> Job:
+        """The live job as of ``now``: trials not heard from within the lease are expired first."""
+        job = self.live_job(job_id)
+        job.expire_stale_trials(now, self.lease_seconds)
+        return job

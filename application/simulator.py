@@ -17,6 +17,7 @@ import pandas as pd
 
 from application.service import BatchSizeOptimizer
 from domain.cost import energy_time_cost, epoch_cost_at_power
+from domain.reporting import EpochReport
 from application.traces import TraceSource, Workload
 
 MAX_TRIES_PER_RECURRENCE = 20
@@ -33,16 +34,7 @@ class OptimizerClient(Protocol):
 
     def predict(self, job_id: str) -> tuple[int, int]: ...
 
-    def report(
-        self,
-        job_id: str,
-        trial_number: int,
-        batch_size: int,
-        time: float,
-        energy: float,
-        metric: float,
-        current_epoch: int,
-    ) -> dict[str, Any]: ...
+    def report(self, job_id: str, report: EpochReport) -> dict[str, Any]: ...
 
 
 class InProcessClient:
@@ -59,9 +51,8 @@ class InProcessClient:
         answer = self.optimizer.predict(job_id)
         return answer["batch_size"], answer["trial_number"]
 
-    def report(self, job_id: str, trial_number: int, batch_size: int, time: float,
-               energy: float, metric: float, current_epoch: int) -> dict[str, Any]:
-        return self.optimizer.report(job_id, trial_number, batch_size, time, energy, metric, current_epoch)
+    def report(self, job_id: str, report: EpochReport) -> dict[str, Any]:
+        return self.optimizer.report(job_id, report)
 
 
 @dataclass(frozen=True)
@@ -260,15 +251,9 @@ class TraceSimulator:
             outcome = self._train(batch_size, power_limit, beta * min_cost, profiled_power)
             cost = energy_time_cost(outcome.energy, outcome.time, self.knobs.eta_knob, self.trace.max_power)
             target = self.trace.workload.target_metric
-            answer = self.client.report(
-                job_id,
-                trial_number,
-                batch_size,
-                outcome.time,
-                outcome.energy,
-                target + 1 if outcome.reached else target - 1,
-                outcome.reported_epoch,
-            )
+            metric = target + 1 if outcome.reached else target - 1
+            report = EpochReport(trial_number, batch_size, outcome.time, outcome.energy, metric, outcome.reported_epoch)
+            answer = self.client.report(job_id, report)
             runs.append(
                 Run(number, attempt, trial_number, batch_size, power_limit, outcome.epochs,
                     outcome.energy, outcome.time, cost, outcome.reached, profiled_power,

@@ -33,3 +33,23 @@ class NoConvergedBatchSizeError(DomainError):
             "target_metric, a larger max_epochs, or other batch_sizes; this job stays "
             "readable for audit."
         )
+
+
+class InvalidSpecError(DomainError):
+    """A job specification (or a reanalysis knob) that no job can have; names the field at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}" if not problem.startswith(field) else problem)
+
+
+class InvalidReportError(DomainError):
+    """An epoch report with a value no training run can have; names the field at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+class TrialAbandonedError(DomainError):
+    """A report arrived for a trial that was already ended or expired."""

@@ -19,7 +19,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.bandit import Arm, choose_arm, fit_arm
-from domain.errors import BadOperationError, DomainError, UnknownTrialError
+from domain.enums import Stage, StopReason, TrialKind, TrialStatus
+from domain.errors import BadOperationError, TrialAbandonedError, UnknownTrialError
 from domain.pruning import (
     AwaitExploration,
     Exploration,
@@ -28,18 +29,8 @@ from domain.pruning import (
     next_pruning_step,
 )
 from domain.randomness import generator_state, restore_generator, seeded_generator_state
-from domain.reporting import StopRule, already_reported_message, judge_epoch
-
-PRUNING = "Pruning"
-MAB = "MAB"
-
-EXPLORATION = "Exploration"
-CONCURRENT = "Concurrent"
-MAB_TRIAL = "MAB"
-
-DISPATCHED = "Dispatched"
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
+from domain.reporting import EpochReport, StopRule, already_reported_message, judge_epoch
+from domain.spec import JobSpec
 
 POLICY_VERSION = 1
 
@@ -48,7 +39,7 @@ POLICY_VERSION = 1
 class DispatchedTrial:
     number: int
     batch_size: int
-    kind: str
+    kind: TrialKind
 
 
 @dataclass(frozen=True)
@@ -56,10 +47,6 @@ class ReportAnswer:
     stop_train: bool
     converged: bool
     message: str
-
-
-class TrialAbandonedError(DomainError):
-    """A report arrived for a trial that was already ended or expired."""
 
 
 # Attributes holding only immutable items, copied shallowly (see Job.__deepcopy__).
@@ -103,15 +90,23 @@ _IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
 
 
 class Job(Aggregate):
+    """Version 2 holds its spec as a JobSpec; snapshots of version 1 held a dict."""
+
     TOPIC = "bso.Job"
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["spec"] = JobSpec.from_record(state["spec"])
 
     class Registered(Aggregate.Created):
-        """Version 2 added ``policy_version``; version-1 registrations ran policy 1."""
+        """Version 2 added ``policy_version`` (version-1 registrations ran policy 1);
+        version 3 stores the spec as a JobSpec (versions 1 and 2 stored a dict)."""
 
         TOPIC = "bso.Job.Registered"
-        class_version = 2
+        class_version = 3
         job_id: str
-        spec: dict[str, Any]
+        spec: JobSpec
         seed: int
         generator_state: dict[str, Any]
         policy_version: int
@@ -119,6 +114,10 @@ class Job(Aggregate):
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["policy_version"] = 1
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["spec"] = JobSpec.from_record(state["spec"])
 
     class Created(Aggregate.Created):
         """Unused: the library requires an explicit topic for this inherited name too."""
@@ -131,23 +130,23 @@ class Job(Aggregate):
         arms: list[dict[str, Any]]
 
         def apply(self, job: "Job") -> None:
-            job.stage = MAB
+            job.stage = Stage.BANDIT
             job.arms = {str(arm["batch_size"]): dict(arm) for arm in self.arms}
 
     class TrialDispatched(Aggregate.Event):
         TOPIC = "bso.Job.TrialDispatched"
         number: int
         batch_size: int
-        kind: str
+        kind: TrialKind
         reason: dict[str, Any]
         generator_state: dict[str, Any] | None
 
         def apply(self, job: "Job") -> None:
             job.trial_batch_sizes.append(self.batch_size)
-            job.trial_statuses.append(DISPATCHED)
+            job.trial_statuses.append(TrialStatus.DISPATCHED)
             job.trial_converged.append(None)
             job.open_trials[str(self.number)] = self.timestamp.timestamp()
-            if self.kind == EXPLORATION:
+            if self.kind == TrialKind.EXPLORATION:
                 job.explorations.setdefault(str(self.batch_size), []).append(
                     {"trial": self.number, "converged": None, "cost": None}
                 )
@@ -176,13 +175,13 @@ class Job(Aggregate):
         metric: float
         cost: float
         converged: bool
-        reason: str
+        reason: StopReason
         message: str
         min_cost_lowered: bool
         arm: dict[str, Any] | None
 
         def apply(self, job: "Job") -> None:
-            job.trial_statuses[self.number - 1] = SUCCEEDED
+            job.trial_statuses[self.number - 1] = TrialStatus.SUCCEEDED
             job.trial_converged[self.number - 1] = self.converged
             job.open_trials.pop(str(self.number), None)
             for exploration in job.explorations.get(str(self.batch_size), []):
@@ -228,24 +227,24 @@ class Job(Aggregate):
     def __init__(
         self,
         job_id: str,
-        spec: dict[str, Any],
+        spec: JobSpec,
         seed: int,
         generator_state: dict[str, Any],
         policy_version: int,
     ) -> None:
         self.job_id = job_id
-        self.spec = dict(spec)
+        self.spec = spec
         self.seed = seed
         self.generator_state = dict(generator_state)
         self.policy_version = policy_version
-        self.stage = PRUNING
+        self.stage = Stage.PRUNING
         self.min_cost: float | None = None
-        self.min_cost_batch_size: int = spec["default_batch_size"]
+        self.min_cost_batch_size: int = spec.default_batch_size
         self.deleted = False
         # Per trial, indexed by number - 1; grow with history but copy cheaply. The
         # converged flag is None until a report finishes the trial.
         self.trial_batch_sizes: list[int] = []
-        self.trial_statuses: list[str] = []
+        self.trial_statuses: list[TrialStatus] = []
         self.trial_converged: list[bool | None] = []
         # Bounded by trials in flight: number -> when last heard from (epoch seconds).
         self.open_trials: dict[str, float] = {}
@@ -272,14 +271,14 @@ class Job(Aggregate):
         return clone
 
     @classmethod
-    def register(
-        cls, job_uuid: UUID, job_id: str, spec: dict[str, Any], seed: int, now: datetime
-    ) -> "Job":
+    def register(cls, job_uuid: UUID, spec: JobSpec, seed: int, now: datetime) -> "Job":
         """A new job whose generator starts as ``numpy.random.default_rng(seed)``."""
+        if spec.job_id is None:
+            raise BadOperationError("A job is registered under a job_id; the spec has none")
         return cls._create(
             cls.Registered,
             id=job_uuid,
-            job_id=job_id,
+            job_id=spec.job_id,
             spec=spec,
             seed=seed,
             generator_state=seeded_generator_state(seed),
@@ -295,17 +294,17 @@ class Job(Aggregate):
 
     @property
     def batch_sizes(self) -> list[int]:
-        return list(self.spec["batch_sizes"])
+        return list(self.spec.batch_sizes)
 
     def stop_rule(self) -> StopRule:
         spec = self.spec
         return StopRule(
-            eta_knob=spec["eta_knob"],
-            beta_knob=spec["beta_knob"],
-            max_power=spec["max_power"],
-            target_metric=spec["target_metric"],
-            higher_is_better_metric=spec["higher_is_better_metric"],
-            max_epochs=spec["max_epochs"],
+            eta_knob=spec.eta_knob,
+            beta_knob=spec.beta_knob,
+            max_power=spec.max_power,
+            target_metric=spec.target_metric,
+            higher_is_better_metric=spec.higher_is_better_metric,
+            max_epochs=spec.max_epochs,
         )
 
     def exploration_history(self) -> dict[int, list[Exploration]]:
@@ -313,7 +312,7 @@ class Job(Aggregate):
             int(size): [
                 Exploration(
                     trial_number=record["trial"],
-                    finished=self.trial_statuses[record["trial"] - 1] == SUCCEEDED,
+                    finished=self.trial_statuses[record["trial"] - 1] == TrialStatus.SUCCEEDED,
                     converged=bool(record["converged"]),
                     cost=record["cost"],
                 )
@@ -325,7 +324,7 @@ class Job(Aggregate):
     def arm_list(self) -> list[Arm]:
         return sorted((Arm.from_record(arm) for arm in self.arms.values()), key=lambda a: a.batch_size)
 
-    def trial_status(self, number: int) -> str:
+    def trial_status(self, number: int) -> TrialStatus:
         return self.trial_statuses[number - 1]
 
     def trial_reward_history(self, batch_size: int) -> list[float]:
@@ -335,29 +334,29 @@ class Job(Aggregate):
 
     def dispatch_trial(self, now: datetime) -> DispatchedTrial:
         """Hand out the next trial: a pruning exploration, a concurrent stand-in, or a bandit pick."""
-        if self.stage == PRUNING:
+        if self.stage == Stage.PRUNING:
             step = next_pruning_step(
                 self.batch_sizes,
-                self.spec["default_batch_size"],
-                self.spec["num_pruning_rounds"],
+                self.spec.default_batch_size,
+                self.spec.num_pruning_rounds,
                 self.exploration_history(),
             )
             if isinstance(step, ExploreBatchSize):
                 reason = {
-                    "stage": PRUNING,
+                    "stage": Stage.PRUNING,
                     "round": step.round_number,
                     "direction": step.direction,
                 }
-                return self._dispatch(step.batch_size, EXPLORATION, reason, None, now)
+                return self._dispatch(step.batch_size, TrialKind.EXPLORATION, reason, None, now)
             if isinstance(step, AwaitExploration):
                 reason = {
-                    "stage": PRUNING,
+                    "stage": Stage.PRUNING,
                     "round": step.round_number,
                     "waiting_for_batch_size": step.pending_batch_size,
                     "waiting_for_trial": step.pending_trial_number,
                     "min_cost_batch_size": self.min_cost_batch_size,
                 }
-                return self._dispatch(self.min_cost_batch_size, CONCURRENT, reason, None, now)
+                return self._dispatch(self.min_cost_batch_size, TrialKind.CONCURRENT, reason, None, now)
             assert isinstance(step, PruningComplete)
             self._advance_to_mab(step.survivors, now)
         return self._dispatch_from_bandit(now)
@@ -368,8 +367,8 @@ class Job(Aggregate):
             fit_arm(
                 size,
                 [-exploration.cost for exploration in history.get(size, []) if exploration.cost is not None],
-                self.spec["mab_prior_mean"],
-                self.spec["mab_prior_precision"],
+                self.spec.mab_prior_mean,
+                self.spec.mab_prior_precision,
             ).to_record()
             for size in sorted(survivors)
         ]
@@ -378,21 +377,21 @@ class Job(Aggregate):
     def _dispatch_from_bandit(self, now: datetime) -> DispatchedTrial:
         arms = self.arm_list()
         generator = restore_generator(self.generator_state)
-        choice = choose_arm(arms, self.spec["mab_num_explorations"], generator)
+        choice = choose_arm(arms, self.spec.mab_num_explorations, generator)
         reason = {
-            "stage": MAB,
+            "stage": Stage.BANDIT,
             "phase": choice.phase,
             "permutation": choice.permutation,
             "samples": choice.samples,
             "arms": [arm.to_record() for arm in arms],
             "generator_state_before": dict(self.generator_state),
         }
-        return self._dispatch(choice.batch_size, MAB_TRIAL, reason, generator_state(generator), now)
+        return self._dispatch(choice.batch_size, TrialKind.BANDIT, reason, generator_state(generator), now)
 
     def _dispatch(
         self,
         batch_size: int,
-        kind: str,
+        kind: TrialKind,
         reason: dict[str, Any],
         new_generator_state: dict[str, Any] | None,
         now: datetime,
@@ -409,36 +408,26 @@ class Job(Aggregate):
         )
         return DispatchedTrial(number, batch_size, kind)
 
-    def report(
-        self,
-        number: int,
-        batch_size: int,
-        time: float,
-        energy: float,
-        metric: float,
-        epoch: int,
-        now: datetime,
-    ) -> ReportAnswer:
+    def report(self, report: EpochReport, now: datetime) -> ReportAnswer:
         """Record one epoch's cumulative measurements and say whether to stop."""
+        number, batch_size = report.trial_number, report.batch_size
         self._check_trial(number, batch_size, BadOperationError)
         status = self.trial_status(number)
-        if status == SUCCEEDED:
+        if status == TrialStatus.SUCCEEDED:
             converged = bool(self.trial_converged[number - 1])
             return ReportAnswer(True, converged, already_reported_message(number))
-        if status == FAILED:
+        if status == TrialStatus.FAILED:
             raise TrialAbandonedError(
                 f"Trial({number}) was ended or expired before this report; its result is not "
                 "used. Ask for a new batch size to train again."
             )
-        verdict = judge_epoch(self.stop_rule(), self.min_cost, batch_size, time, energy, metric, epoch)
+        verdict = judge_epoch(self.stop_rule(), self.min_cost, report)
+        measured = {"epoch": report.epoch, "time": report.time, "energy": report.energy, "metric": report.metric}
         if not verdict.stop_train:
             self.trigger_event(
                 self.TrialProgressReported,
                 number=number,
-                epoch=epoch,
-                time=time,
-                energy=energy,
-                metric=metric,
+                **measured,
                 cost=verdict.cost,
                 timestamp=now,
             )
@@ -447,10 +436,7 @@ class Job(Aggregate):
             self.TrialReported,
             number=number,
             batch_size=batch_size,
-            epoch=epoch,
-            time=time,
-            energy=energy,
-            metric=metric,
+            **measured,
             cost=verdict.cost,
             converged=verdict.converged,
             reason=verdict.reason,
@@ -463,24 +449,24 @@ class Job(Aggregate):
 
     def _refit_arm(self, batch_size: int, reward: float) -> dict[str, Any] | None:
         """The arm of this size refitted with this reward, in the bandit stage only."""
-        if self.stage != MAB or str(batch_size) not in self.arms:
+        if self.stage != Stage.BANDIT or str(batch_size) not in self.arms:
             return None
         earlier = self.trial_reward_history(batch_size)
-        window = self.spec["window_size"]
+        window = self.spec.window_size
         if window > 0:
             earlier = earlier[max(0, len(earlier) - (window - 1)) :]
         arm = fit_arm(
             batch_size,
             [*earlier, reward],
-            self.spec["mab_prior_mean"],
-            self.spec["mab_prior_precision"],
+            self.spec.mab_prior_mean,
+            self.spec.mab_prior_precision,
         )
         return arm.to_record()
 
     def end_trial(self, number: int, batch_size: int, now: datetime) -> None:
         """Give a trial up; a no-op once it has finished."""
         self._check_trial(number, batch_size, UnknownTrialError)
-        if self.trial_status(number) == DISPATCHED:
+        if self.trial_status(number) == TrialStatus.DISPATCHED:
             self.trigger_event(self.TrialEnded, number=number, timestamp=now)
 
     def expire_stale_trials(self, now: datetime, lease_seconds: float) -> list[int]:
@@ -513,7 +499,7 @@ class Job(Aggregate):
 
     def _abandon(self, number: int) -> None:
         """Assignment shared by TrialEnded and TrialExpired: the trial becomes Failed."""
-        self.trial_statuses[number - 1] = FAILED
+        self.trial_statuses[number - 1] = TrialStatus.FAILED
         self.open_trials.pop(str(number), None)
         batch_size = str(self.trial_batch_sizes[number - 1])
         if batch_size in self.explorations:

@@ -4,14 +4,45 @@ import math
 from dataclasses import dataclass
 
 from domain.cost import energy_time_cost
+from domain.enums import StopReason
+from domain.errors import InvalidReportError
+from domain.spec import MAX_BATCH_SIZE
 
-KEEP_TRAINING = "keep_training"
-REACHED_TARGET = "reached_target"
-MAX_EPOCHS = "max_epochs"
-COST_BOUND = "cost_bound"
+# Far above any real run (1e15 s is 30 million years, 1e15 J is 280 GWh), and low
+# enough that no cost, reward, sum or bound computed from a report can overflow.
+MAX_MEASUREMENT = 1e15
+MAX_COUNT = 10**9  # trial numbers and epochs
 
 KEEP_TRAINING_MESSAGE = "Stop condition not met, keep training"
 SUCCEEDED_MESSAGE = "Train succeeded"
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch's cumulative measurements of a trial, as the trainer reports them."""
+
+    trial_number: int
+    batch_size: int
+    time: float  # seconds since the trial started
+    energy: float  # joules since the trial started
+    metric: float
+    epoch: int
+
+    def __post_init__(self) -> None:
+        for name, largest in (("trial_number", MAX_COUNT), ("batch_size", MAX_BATCH_SIZE), ("epoch", MAX_COUNT)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= largest:
+                raise InvalidReportError(name, f"must be an integer from 1 to {largest}, got {value!r}")
+        for name in ("time", "energy"):
+            value = getattr(self, name)
+            if not _finite(value) or not 0 <= value <= MAX_MEASUREMENT:
+                raise InvalidReportError(name, f"must be a number from 0 to {MAX_MEASUREMENT:g}, got {value!r}")
+        if not _finite(self.metric):
+            raise InvalidReportError("metric", f"must be a finite number, got {self.metric!r}")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -31,7 +62,7 @@ class EpochVerdict:
     stop_train: bool
     converged: bool  # what the trainer is told: reached the target within the cost bound
     cost: float
-    reason: str
+    reason: StopReason
     message: str
 
 
@@ -47,32 +78,24 @@ def reached_target(rule: StopRule, metric: float) -> bool:
     return metric <= rule.target_metric
 
 
-def judge_epoch(
-    rule: StopRule,
-    min_cost: float | None,
-    batch_size: int,
-    time: float,
-    energy: float,
-    metric: float,
-    epoch: int,
-) -> EpochVerdict:
+def judge_epoch(rule: StopRule, min_cost: float | None, report: EpochReport) -> EpochVerdict:
     """Decide after one epoch's cumulative measurements, exactly as Zeus does."""
-    cost = energy_time_cost(energy, time, rule.eta_knob, rule.max_power)
+    cost = energy_time_cost(report.energy, report.time, rule.eta_knob, rule.max_power)
     bound = cost_bound(rule, min_cost)
     within = bound >= cost
-    converged = reached_target(rule, metric)
-    if within and epoch < rule.max_epochs and not converged:
-        return EpochVerdict(False, False, cost, KEEP_TRAINING, KEEP_TRAINING_MESSAGE)
+    converged = reached_target(rule, report.metric)
+    if within and report.epoch < rule.max_epochs and not converged:
+        return EpochVerdict(False, False, cost, StopReason.KEEP_TRAINING, KEEP_TRAINING_MESSAGE)
     if converged and within:
-        return EpochVerdict(True, True, cost, REACHED_TARGET, SUCCEEDED_MESSAGE)
+        return EpochVerdict(True, True, cost, StopReason.REACHED_TARGET, SUCCEEDED_MESSAGE)
     if not within:
         message = (
-            f"Batch Size({batch_size}) exceeded the cost upper bound: current cost({cost}) > "
+            f"Batch Size({report.batch_size}) exceeded the cost upper bound: current cost({cost}) > "
             f"beta_knob({rule.beta_knob})*min_cost({min_cost})"
         )
-        return EpochVerdict(True, False, cost, COST_BOUND, message)
+        return EpochVerdict(True, False, cost, StopReason.COST_BOUND, message)
     message = f"Train failed to converge within max_epoch({rule.max_epochs})"
-    return EpochVerdict(True, False, cost, MAX_EPOCHS, message)
+    return EpochVerdict(True, False, cost, StopReason.MAX_EPOCHS, message)
 
 
 def already_reported_message(trial_number: int) -> str:

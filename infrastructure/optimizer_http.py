@@ -5,6 +5,8 @@ from typing import Any
 
 import httpx
 
+from domain.reporting import EpochReport
+
 
 class RemoteOptimizerError(RuntimeError):
     """The server answered a request with an error status."""
@@ -30,16 +32,15 @@ class HttpOptimizerClient:
         answer = self._checked(self.http.get("/jobs/batch_size", params={"job_id": job_id}))
         return answer["batch_size"], answer["trial_number"]
 
-    def report(self, job_id: str, trial_number: int, batch_size: int, time: float,
-               energy: float, metric: float, current_epoch: int) -> dict[str, Any]:
+    def report(self, job_id: str, report: EpochReport) -> dict[str, Any]:
         body = {
             "job_id": job_id,
-            "trial_number": trial_number,
-            "batch_size": batch_size,
-            "time": time,
-            "energy": energy,
-            "metric": metric,
-            "current_epoch": current_epoch,
+            "trial_number": report.trial_number,
+            "batch_size": report.batch_size,
+            "time": report.time,
+            "energy": report.energy,
+            "metric": report.metric,
+            "current_epoch": report.epoch,
         }
         return self._checked(self.http.post("/report", content=json.dumps(body)))
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
+from domain.spec import SpecLimits
+
 DEFAULT_DATABASE_URL = "sqlite:///bso.db"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -29,6 +31,7 @@ class Settings:
     auth_token: str | None = None
     auth_reads: bool = False
     allow_unauthenticated: bool = False
+    spec_limits: SpecLimits = SpecLimits()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -48,6 +51,7 @@ class Settings:
             auth_token=environ.get("BSO_AUTH_TOKEN") or None,
             auth_reads=_flag(environ, "BSO_AUTH_READS", defaults.auth_reads),
             allow_unauthenticated=_flag(environ, "BSO_ALLOW_UNAUTHENTICATED", defaults.allow_unauthenticated),
+            spec_limits=_spec_limits(environ),
         )
 
     def override(self, **changes: Any) -> "Settings":
@@ -86,6 +90,27 @@ class Settings:
             pool_size=self.pool_size,
             pool_max_overflow=self.pool_max_overflow,
         )
+
+
+# Each cap of domain.spec.SpecLimits and the variable that sets it.
+_LIMIT_VARIABLES = {
+    "batch_sizes": "BSO_MAX_BATCH_SIZES",
+    "num_pruning_rounds": "BSO_MAX_PRUNING_ROUNDS",
+    "window_size": "BSO_MAX_WINDOW_SIZE",
+    "max_epochs": "BSO_MAX_EPOCHS",
+    "mab_num_explorations": "BSO_MAX_EXPLORATIONS",
+}
+
+
+def _spec_limits(environ: Mapping[str, str]) -> SpecLimits:
+    defaults = SpecLimits()
+    caps = {}
+    for name, key in _LIMIT_VARIABLES.items():
+        cap = _number(environ, key, getattr(defaults, name), int)
+        if cap < 1:
+            raise SettingsError(f"{key} must be at least 1, got {cap}")
+        caps[name] = cap
+    return SpecLimits(**caps)
 
 
 def _is_loopback(host: str) -> bool:

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from application.service import BatchSizeOptimizer
+from domain.reporting import EpochReport
 
 
 @dataclass
@@ -39,7 +40,7 @@ def train(
     trial = app.predict(job_id)
     for epoch in range(1, max_epochs + 1):
         time, energy, metric = workload(trial["batch_size"], epoch, trial["trial_number"])
-        answer = app.report(job_id, trial["trial_number"], trial["batch_size"], time, energy, metric, epoch)
+        answer = app.report(job_id, EpochReport(trial["trial_number"], trial["batch_size"], time, energy, metric, epoch))
         if answer["stop_train"]:
             return {**trial, **answer, "epoch": epoch}
     return {**trial, "stop_train": False}

@@ -7,6 +7,7 @@ import pytest
 
 from application.service import BatchSizeOptimizer
 from domain.errors import NoConvergedBatchSizeError, SpecMismatchError, UnknownJobError, UnknownTrialError
+from domain.reporting import EpochReport
 from infrastructure.settings import persistence_env
 from tests.helpers import job_spec
 
@@ -23,7 +24,7 @@ def test_register_predict_report_round_trip(optimizer: BatchSizeOptimizer) -> No
     assert created and spec["job_id"].startswith("test-")
     trial = optimizer.predict(spec["job_id"])
     assert trial == {"job_id": spec["job_id"], "batch_size": 32, "trial_number": 1}
-    answer = optimizer.report(spec["job_id"], 1, 32, time=10.0, energy=100.0, metric=0.9, current_epoch=2)
+    answer = optimizer.report(spec["job_id"], EpochReport(1, 32, time=10.0, energy=100.0, metric=0.9, epoch=2))
     assert answer == {"stop_train": True, "converged": True, "message": "Train succeeded"}
     assert optimizer.live_job(spec["job_id"]).min_cost == pytest.approx(0.5 * 100 + 0.5 * 300 * 10)
 
@@ -44,7 +45,7 @@ def test_unknown_job_is_an_error_on_every_command(optimizer: BatchSizeOptimizer)
     with pytest.raises(UnknownJobError):
         optimizer.predict("test-none")
     with pytest.raises(UnknownJobError):
-        optimizer.report("test-none", 1, 8, 1.0, 1.0, 1.0, 1)
+        optimizer.report("test-none", EpochReport(1, 8, 1.0, 1.0, 1.0, 1))
     with pytest.raises(UnknownJobError):
         optimizer.end_trial("test-none", 1, 8)
     with pytest.raises(UnknownJobError):
@@ -81,7 +82,7 @@ def test_no_converged_size_is_reported_and_the_job_stays_readable(optimizer: Bat
     _, spec = optimizer.register_job(job_spec(batch_sizes=[16, 32], default_batch_size=32))
     job_id = spec["job_id"]
     trial = optimizer.predict(job_id)
-    optimizer.report(job_id, trial["trial_number"], 32, 1.0, 1.0, 0.0, 10)
+    optimizer.report(job_id, EpochReport(trial["trial_number"], 32, 1.0, 1.0, 0.0, 10))
     with pytest.raises(NoConvergedBatchSizeError):
         optimizer.predict(job_id)
     assert optimizer.live_job(job_id).trial_count == 1
@@ -96,7 +97,7 @@ def test_concurrent_commands_in_one_process_never_duplicate_a_trial(optimizer: B
         for _ in range(6):
             trial = optimizer.predict(job_id)
             numbers.append(trial["trial_number"])
-            optimizer.report(job_id, trial["trial_number"], trial["batch_size"], 1.0, 10.0, 0.9, 1)
+            optimizer.report(job_id, EpochReport(trial["trial_number"], trial["batch_size"], 1.0, 10.0, 0.9, 1))
 
     threads = [threading.Thread(target=trainer) for _ in range(6)]
     for thread in threads:
@@ -146,7 +147,7 @@ def test_a_job_deleted_and_registered_again_elsewhere_is_seen_here(shared_databa
         elsewhere.register_job(job_spec(job_id="test-moved", eta_knob=0.3))
         assert elsewhere.predict("test-moved")["trial_number"] == 1
         assert here.predict("test-moved")["trial_number"] == 2
-        assert here.live_job("test-moved").spec["eta_knob"] == 0.3
+        assert here.live_job("test-moved").spec.eta_knob == 0.3
     finally:
         here.close()
         elsewhere.close()

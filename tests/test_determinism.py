@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from application.service import BatchSizeOptimizer
+from domain.reporting import EpochReport
 from infrastructure.settings import persistence_env
 from tests.helpers import job_spec
 
@@ -33,7 +34,7 @@ def run_history(app: BatchSizeOptimizer, job_id: str, recurrences: int) -> list[
         trial = app.predict(job_id)
         size, number = trial["batch_size"], trial["trial_number"]
         cost = COST[size] + 150.0 * (number % 5)
-        app.report(job_id, number, size, time=0.0, energy=2 * cost, metric=0.9, current_epoch=1)
+        app.report(job_id, EpochReport(number, size, time=0.0, energy=2 * cost, metric=0.9, epoch=1))
         chosen.append((number, size))
     return chosen
 
@@ -99,8 +100,8 @@ def test_replay_equals_live_aggregate_and_versions_match_observed_states(sqlite_
     for _ in range(15):
         trial = live_app.predict(job_id)
         number, size = trial["trial_number"], trial["batch_size"]
-        live_app.report(job_id, number, size, 1.0, 50.0, 0.2, 1)  # progress
-        live_app.report(job_id, number, size, 2.0, 120.0, 0.9, 2)  # final
+        live_app.report(job_id, EpochReport(number, size, 1.0, 50.0, 0.2, 1))  # progress
+        live_app.report(job_id, EpochReport(number, size, 2.0, 120.0, 0.9, 2))  # final
         job = live_app.live_job(job_id)
         observed[job.version] = copy.deepcopy(job)
     live = live_app.live_job(job_id)

@@ -4,6 +4,7 @@ import copy
 from datetime import timedelta
 
 from domain.job import Job
+from domain.reporting import EpochReport
 from tests.test_pruning import T0, finish, new_job
 
 
@@ -27,7 +28,7 @@ def test_commands_on_a_copy_leave_the_original_unchanged() -> None:
         trial = clone.dispatch_trial(T0)
         finish(clone, trial.number, trial.batch_size, 50.0)
     running = clone.dispatch_trial(T0)
-    clone.report(running.number, running.batch_size, 1.0, 1.0, 0.1, 1, T0)  # progress
+    clone.report(EpochReport(running.number, running.batch_size, 1.0, 1.0, 0.1, 1), T0)  # progress
     clone.end_trial(3, original.trial_batch_sizes[2], T0)
     clone.expire_stale_trials(T0 + timedelta(days=2), 60.0)
     clone.delete(T0)

@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 
 from api.http.app import create_app
 from application.service import BatchSizeOptimizer
-from domain.job import TrialAbandonedError
+from domain.errors import TrialAbandonedError
+from domain.reporting import EpochReport
 from infrastructure.settings import Settings, persistence_env
 from tests.helpers import job_spec
 
@@ -74,7 +75,7 @@ def test_an_abandoned_exploration_expires_and_its_size_is_explored_again(
 
     # From now on trial 1 behaves as one ended by PATCH /trials.
     with pytest.raises(TrialAbandonedError):
-        optimizer.report(job_id, 1, 32, 10.0, 100.0, 0.9, 1)
+        optimizer.report(job_id, EpochReport(1, 32, 10.0, 100.0, 0.9, 1))
     optimizer.end_trial(job_id, 1, 32)
     assert expiries(optimizer, job_id)[0]["number"] == 1 and len(expiries(optimizer, job_id)) == 1
     assert stand_in["trial_number"] == 2
@@ -94,9 +95,9 @@ def test_a_progress_report_renews_the_lease(optimizer: BatchSizeOptimizer, clock
     job_id = spec["job_id"]
     trial = optimizer.predict(job_id)
     clock.advance(LEASE * 0.8)
-    assert optimizer.report(job_id, 1, trial["batch_size"], 10.0, 100.0, 0.1, 1)["stop_train"] is False
+    assert optimizer.report(job_id, EpochReport(1, trial["batch_size"], 10.0, 100.0, 0.1, 1))["stop_train"] is False
     clock.advance(LEASE * 0.8)  # 1.6 leases since dispatch, 0.8 since the last report
-    answer = optimizer.report(job_id, 1, trial["batch_size"], 20.0, 200.0, 0.9, 2)
+    answer = optimizer.report(job_id, EpochReport(1, trial["batch_size"], 20.0, 200.0, 0.9, 2))
     assert answer["converged"] is True
     assert expiries(optimizer, job_id) == []
 

@@ -6,22 +6,25 @@ from uuid import uuid4
 import pytest
 
 from domain.errors import NoConvergedBatchSizeError
-from domain.job import CONCURRENT, EXPLORATION, MAB, MAB_TRIAL, PRUNING, Job
+from domain.enums import Stage, TrialKind
+from domain.job import Job
+from domain.reporting import EpochReport
+from domain.spec import JobSpec
 from tests.helpers import job_spec
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def new_job(**overrides) -> Job:
-    spec = job_spec(job_id="test-1", **overrides)
-    return Job.register(uuid4(), "test-1", spec, spec["mab_seed"] or 7, T0)
+    spec = JobSpec.create(job_spec(job_id="test-1", **overrides))
+    return Job.register(uuid4(), spec, spec.mab_seed or 7, T0)
 
 
 def finish(job: Job, number: int, batch_size: int, cost: float, converged: bool = True) -> None:
     """Report a final epoch whose cost is exactly ``cost`` (eta 0.5: energy = 2*cost)."""
     metric = 0.9 if converged else 0.1
-    epoch = 1 if converged else job.spec["max_epochs"]
-    answer = job.report(number, batch_size, 0.0, 2 * cost, metric, epoch, T0)
+    epoch = 1 if converged else job.spec.max_epochs
+    answer = job.report(EpochReport(number, batch_size, 0.0, 2 * cost, metric, epoch), T0)
     assert answer.stop_train
 
 
@@ -29,10 +32,10 @@ def explore(job: Job, outcomes: dict[int, tuple[float, bool]]) -> list[int]:
     """Dispatch and finish trials one at a time until the job leaves pruning; return the sizes."""
     sizes = []
     for _ in range(50):
-        if job.stage != PRUNING:
+        if job.stage != Stage.PRUNING:
             break
         trial = job.dispatch_trial(T0)
-        if job.stage == MAB:
+        if job.stage == Stage.BANDIT:
             job.end_trial(trial.number, trial.batch_size, T0)
             break
         sizes.append(trial.batch_size)
@@ -75,14 +78,14 @@ def test_concurrent_trial_at_min_cost_size_while_exploration_in_flight() -> None
     first = job.dispatch_trial(T0)
     finish(job, first.number, 32, 100.0)
     second = job.dispatch_trial(T0)
-    assert (second.batch_size, second.kind) == (16, EXPLORATION)
+    assert (second.batch_size, second.kind) == (16, TrialKind.EXPLORATION)
     third = job.dispatch_trial(T0)
-    assert (third.batch_size, third.kind, third.number) == (32, CONCURRENT, 3)
+    assert (third.batch_size, third.kind, third.number) == (32, TrialKind.CONCURRENT, 3)
     finish(job, second.number, 16, 50.0)
     fourth = job.dispatch_trial(T0)
-    assert (fourth.batch_size, fourth.kind) == (64, EXPLORATION)
+    assert (fourth.batch_size, fourth.kind) == (64, TrialKind.EXPLORATION)
     fifth = job.dispatch_trial(T0)
-    assert (fifth.batch_size, fifth.kind) == (16, CONCURRENT)  # min cost moved to 16
+    assert (fifth.batch_size, fifth.kind) == (16, TrialKind.CONCURRENT)  # min cost moved to 16
 
 
 def test_concurrent_trial_before_any_cost_uses_default() -> None:
@@ -96,7 +99,7 @@ def test_ended_exploration_is_explored_again() -> None:
     first = job.dispatch_trial(T0)
     job.end_trial(first.number, first.batch_size, T0)
     again = job.dispatch_trial(T0)
-    assert (again.number, again.batch_size, again.kind) == (2, 32, EXPLORATION)
+    assert (again.number, again.batch_size, again.kind) == (2, 32, TrialKind.EXPLORATION)
 
 
 def test_expired_exploration_is_explored_again() -> None:
@@ -105,7 +108,7 @@ def test_expired_exploration_is_explored_again() -> None:
     assert job.expire_stale_trials(T0 + timedelta(seconds=59), 60) == []
     assert job.expire_stale_trials(T0 + timedelta(seconds=61), 60) == [first.number]
     assert job.trial_status(first.number) == "Failed"
-    assert job.dispatch_trial(T0).kind == EXPLORATION
+    assert job.dispatch_trial(T0).kind == TrialKind.EXPLORATION
 
 
 def test_round_without_converged_size_is_a_clear_error() -> None:
@@ -124,7 +127,7 @@ def test_switch_to_mab_fits_arms_on_exploration_rewards() -> None:
         trial = job.dispatch_trial(T0)
         finish(job, trial.number, trial.batch_size, next(costs))
     trial = job.dispatch_trial(T0)
-    assert job.stage == MAB and trial.kind == MAB_TRIAL
+    assert job.stage == Stage.BANDIT and trial.kind == TrialKind.BANDIT
     # Trials: 32 at 100, 16 at 80, then round 2 from 16: 16 at 110, 32 at 70.
     arm32 = job.arms["32"]
     rho = 1 / 225  # population variance of (-100, -70)
@@ -136,5 +139,5 @@ def test_switch_to_mab_fits_arms_on_exploration_rewards() -> None:
 def test_zero_pruning_rounds_starts_with_cold_arms() -> None:
     job = new_job(batch_sizes=[16, 32, 64], default_batch_size=32, num_pruning_rounds=0, mab_num_explorations=1)
     trial = job.dispatch_trial(T0)
-    assert job.stage == MAB and trial.kind == MAB_TRIAL
+    assert job.stage == Stage.BANDIT and trial.kind == TrialKind.BANDIT
     assert all(arm["num_observations"] == 0 for arm in job.arms.values())

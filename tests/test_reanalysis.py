@@ -8,6 +8,7 @@ import pytest
 from application.audit import JobAudit
 from application.reanalysis import reanalyze
 from application.service import BatchSizeOptimizer
+from domain.reporting import EpochReport
 from infrastructure.settings import persistence_env
 from tests.audit_helpers import ManualClock, linear_workload, train
 from tests.helpers import job_spec
@@ -30,7 +31,7 @@ def recorded_history(app: BatchSizeOptimizer, recurrences: int = 24, **spec: Any
     app.end_trial(JOB, concurrent["trial_number"], concurrent["batch_size"])
     for epoch in (1, 2):
         time, energy, metric = linear_workload(32, epoch, first["trial_number"])
-        app.report(JOB, first["trial_number"], 32, time, energy, metric, epoch)
+        app.report(JOB, EpochReport(first["trial_number"], 32, time, energy, metric, epoch))
     for _ in range(recurrences):
         train(app, JOB)
     return JobAudit(app)

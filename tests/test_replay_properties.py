@@ -15,6 +15,7 @@ from application.audit import JobAudit, state_view
 from application.service import BatchSizeOptimizer
 from domain.errors import DomainError
 from domain.job import Job
+from domain.reporting import EpochReport
 from infrastructure.settings import persistence_env
 from tests.audit_helpers import ManualClock
 from tests.helpers import job_spec
@@ -61,10 +62,10 @@ def _perform(app: BatchSizeOptimizer, clock: ManualClock, command: tuple[Any, ..
     if kind == "train":  # a whole recurrence: predict, then report each epoch until told to stop
         trial = app.predict("test-prop")
         number, size = trial["trial_number"], trial["batch_size"]
-        for epoch in range(1, job.spec["max_epochs"] + 1):
+        for epoch in range(1, job.spec.max_epochs + 1):
             metric = min(1.0, command[1] * epoch)
             speed = command[2] * size / 16
-            if app.report("test-prop", number, size, 10.0 * epoch / speed, 100.0 * epoch, metric, epoch)["stop_train"]:
+            if app.report("test-prop", EpochReport(number, size, 10.0 * epoch / speed, 100.0 * epoch, metric, epoch))["stop_train"]:
                 break
     elif kind == "predict":
         app.predict("test-prop")
@@ -80,7 +81,7 @@ def _perform(app: BatchSizeOptimizer, clock: ManualClock, command: tuple[Any, ..
             return
         epoch = epochs[number] = epochs.get(number, 0) + 1
         speed = command[3] * size / 16
-        app.report("test-prop", number, size, 10.0 * epoch / speed, 100.0 * epoch, command[2], epoch)
+        app.report("test-prop", EpochReport(number, size, 10.0 * epoch / speed, 100.0 * epoch, command[2], epoch))
 
 
 def _comparable(job: Job) -> dict[str, Any]:

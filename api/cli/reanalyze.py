@@ -2,18 +2,19 @@
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Callable
 
-from pydantic import ValidationError
-
-from api.http.audit_routes import ReanalysisKnobs, checked_overrides
 from api.cli.shared import add_database_flag, add_progress_flag, guarded, opened_audit, print_json, print_table, progress_for
-from api.http.errors import RequestError
 from application.reanalysis import reanalyze
+from domain.errors import InvalidSpecError
+from domain.spec import KNOBS, knob_overrides
 
 
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() == "none" else float(text)
+def _optional(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else kind(text)
+
+    return parse
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,14 +25,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "energy, time and cost with what actually happened. Unset knobs keep the job's values.",
     )
     parser.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
-    parser.add_argument("--eta-knob", type=float)
-    parser.add_argument("--beta-knob", type=_optional_float, default=argparse.SUPPRESS, help="a number, or 'none' to disable early stopping")
-    parser.add_argument("--window-size", type=int)
-    parser.add_argument("--mab-prior-mean", type=float)
-    parser.add_argument("--mab-prior-precision", type=float)
-    parser.add_argument("--mab-num-explorations", type=int)
-    parser.add_argument("--num-pruning-rounds", type=int)
-    parser.add_argument("--mab-seed", type=int)
+    for knob in KNOBS:
+        flag = "--" + knob.name.replace("_", "-")
+        if knob.null_means is None:
+            parser.add_argument(flag, type=knob.type, help=knob.help)
+        else:  # "none" is a value of its own: absent and "none" must stay apart
+            help_text = f"{knob.help}; 'none': {knob.null_means}"
+            parser.add_argument(flag, type=_optional(knob.type), default=argparse.SUPPRESS, help=help_text)
     parser.add_argument("--resample-seed", type=int, default=0, help="seed for drawing recorded runs of other sizes (default 0)")
     parser.add_argument("--json", action="store_true", help="print the full JSON report")
     add_progress_flag(parser)
@@ -39,28 +39,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=lambda args: guarded(run, args))
 
 
-def knobs_from(args: argparse.Namespace) -> ReanalysisKnobs:
-    names = [name for name in ReanalysisKnobs.model_fields if name != "resample_seed"]
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    if hasattr(args, "beta_knob"):
-        given["beta_knob"] = args.beta_knob
-    return ReanalysisKnobs(**given, resample_seed=args.resample_seed)
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    given = {knob.name: getattr(args, knob.name) for knob in KNOBS if hasattr(args, knob.name)}
+    return knob_overrides(given)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        knobs = knobs_from(args)
-    except ValidationError as error:
-        print(f"bso reanalyze: {error}", file=sys.stderr)
-        return 2
     with opened_audit(args) as audit:
         events = audit.domain_events(args.job_id)
         try:
-            overrides = checked_overrides(events[0].spec, knobs)
-        except RequestError as error:
-            print(f"bso reanalyze: {error.message}", file=sys.stderr)
+            report = reanalyze(
+                events, overrides_from(args), args.resample_seed, progress_for(args, "reanalyze"), audit.app.spec_limits
+            )
+        except InvalidSpecError as error:
+            print(f"bso reanalyze: {error}", file=sys.stderr)
             return 2
-        report = reanalyze(events, overrides, knobs.resample_seed, progress_for(args, "reanalyze"))
     if args.json:
         print_json(report)
     else:

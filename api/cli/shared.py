@@ -69,7 +69,9 @@ def opened_audit(args: argparse.Namespace, create: bool = False) -> Iterator[Job
         create_schema(BatchSizeOptimizer, settings)
     else:
         check_schema(BatchSizeOptimizer, settings)
-    app = BatchSizeOptimizer(env=settings.override(create_schema=False).persistence_env())
+    app = BatchSizeOptimizer(
+        env=settings.override(create_schema=False).persistence_env(), spec_limits=settings.spec_limits
+    )
     try:
         yield JobAudit(app)
     finally:

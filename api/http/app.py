@@ -28,6 +28,7 @@ def build_optimizer(settings: Settings) -> BatchSizeOptimizer:
         env=settings.persistence_env(),
         lease_seconds=settings.trial_lease_seconds,
         conflict_lanes=conflict_lanes_for(settings),
+        spec_limits=settings.spec_limits,
     )
 
 

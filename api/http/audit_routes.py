@@ -7,47 +7,41 @@ aggregate UUID from the listing (that incarnation exactly).
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from api.http.errors import NotFoundError, RequestError
-from api.http.requests import parse_body, validate
-from api.http.schemas import JobSpecFromClient
+from api.http.requests import parse_body
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
+from domain.spec import KNOBS, knob_overrides
 
 MAX_PAGE = 1000
 
 
-class ReanalysisKnobs(BaseModel):
-    """The knobs a reanalysis may change; their ranges are the job spec's own (checked on the merge)."""
-
+class _KnobsBody(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    eta_knob: float | None = None
-    beta_knob: float | None = None
-    window_size: int | None = None
-    mab_prior_mean: float | None = None
-    mab_prior_precision: float | None = None
-    mab_num_explorations: int | None = None
-    num_pruning_rounds: int | None = None
-    mab_seed: int | None = None
-    resample_seed: int = 0
-
     def overrides(self) -> dict[str, Any]:
-        """Knobs the caller set; ``beta_knob: null`` disables early stopping, ``mab_seed: null`` keeps the seed."""
         given = self.model_dump(include=self.model_fields_set - {"resample_seed"})
-        return {knob: value for knob, value in given.items() if value is not None or knob == "beta_knob"}
+        return knob_overrides(given)
 
 
-def checked_overrides(spec: Mapping[str, Any], knobs: ReanalysisKnobs) -> dict[str, Any]:
-    """The overrides, after checking the resulting spec obeys the registration rules (422 if not)."""
-    overrides = knobs.overrides()
-    validate(JobSpecFromClient, {**spec, **overrides})
-    return overrides
+# The body of a reanalysis: every knob of domain.spec.KNOBS, optional, plus the resampling seed.
+ReanalysisKnobs = create_model(
+    "ReanalysisKnobs",
+    __base__=_KnobsBody,
+    __doc__="The knobs a reanalysis may change; unset knobs keep the job's values, and the "
+    "resulting job must obey the registration rules.",
+    resample_seed=(int, Field(default=0, description="seed for drawing recorded runs of other sizes")),
+    **{
+        knob.name: (knob.type | None, Field(default=None, description=knob.help + (f"; null: {knob.null_means}" if knob.null_means else "")))
+        for knob in KNOBS
+    },
+)
 
 
 def audit_of(request: Request) -> JobAudit:
@@ -139,12 +133,10 @@ async def list_events(request: Request) -> Response:
 async def run_reanalysis(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     knobs = await parse_body(request, ReanalysisKnobs, request.app.state.settings.max_body_bytes)
-    try:
-        events = await run_in_threadpool(audit.domain_events, job_id)
-    except AuditNotFoundError as error:
-        raise NotFoundError(str(error)) from None
-    overrides = checked_overrides(events[0].spec, knobs)
-    return await _answer(lambda: reanalyze(events, overrides, knobs.resample_seed))
+    limits = request.app.state.optimizer.spec_limits
+    return await _answer(
+        lambda: reanalyze(audit.domain_events(job_id), knobs.overrides(), knobs.resample_seed, limits=limits)
+    )
 
 
 def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str = "GET") -> Route:

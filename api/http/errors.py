@@ -13,11 +13,13 @@ from application.retry import ConcurrencyConflictError
 from domain.errors import (
     BadOperationError,
     DomainError,
+    InvalidReportError,
+    InvalidSpecError,
     NoConvergedBatchSizeError,
     SpecMismatchError,
+    TrialAbandonedError,
     UnknownTrialError,
 )
-from domain.job import TrialAbandonedError
 
 logger = logging.getLogger("bso.api")
 
@@ -69,6 +71,9 @@ async def handle_request_error(request: Request, exc: Exception) -> JSONResponse
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, (InvalidSpecError, InvalidReportError)):
+        detail = [{"field": exc.field, "message": str(exc), "type": "value_error"}]
+        return message(422, f"Invalid request: {exc}", detail=detail)
     for kind, status_code in _DOMAIN_STATUS:
         if isinstance(exc, kind):
             return message(status_code, str(exc))

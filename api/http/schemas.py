@@ -5,13 +5,28 @@ also accepted where a string is expected (Zeus ran on pydantic v1, which did
 that). Unknown fields are ignored. NaN and infinities are rejected.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-JOB_ID_PATTERN = r"^[A-Za-z0-9_.:@+=-]+$"
-JobIdText = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=JOB_ID_PATTERN)]
-PrefixText = Annotated[str, StringConstraints(min_length=1, max_length=110, pattern=JOB_ID_PATTERN)]
+from domain.reporting import MAX_COUNT, MAX_MEASUREMENT, EpochReport
+from domain.spec import (
+    DEFAULTS,
+    FIELD_BOUNDS,
+    JOB_ID_PATTERN,
+    MAX_BATCH_SIZE,
+    MAX_GPU_MODEL_LENGTH,
+    MAX_JOB_ID_LENGTH,
+    MAX_PREFIX_LENGTH,
+)
+
+JobIdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_JOB_ID_LENGTH, pattern=JOB_ID_PATTERN)]
+PrefixText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PREFIX_LENGTH, pattern=JOB_ID_PATTERN)]
+
+
+def _bounded(name: str, **default: Any) -> Any:
+    """A field with the domain's bounds for ``name`` (so the schema documents them)."""
+    return Field(**default, **FIELD_BOUNDS.get(name, {}))
 
 
 class _Body(BaseModel):
@@ -19,59 +34,44 @@ class _Body(BaseModel):
 
 
 class JobSpecFromClient(_Body):
+    """Maps the JSON body onto the fields of domain.spec.JobSpec, which checks the job."""
+
     job_id: JobIdText | None = None
     job_id_prefix: PrefixText
-    batch_sizes: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, max_length=1024)
-    default_batch_size: int = Field(gt=0)
-    eta_knob: float = Field(default=0.5, ge=0.0, le=1.0)
-    beta_knob: float | None = Field(default=2.0, gt=0.0)
-    target_metric: float = 0.5
-    higher_is_better_metric: bool = True
-    max_epochs: int = Field(default=100, gt=0)
-    num_pruning_rounds: int = Field(default=2, ge=0)
-    window_size: int = Field(default=0, ge=0)
-    mab_prior_mean: float = 0.0
-    mab_prior_precision: float = Field(default=0.0, ge=0.0)
-    mab_num_explorations: int = Field(default=2, ge=0)
-    mab_seed: int | None = Field(default=None, ge=0)
-    max_power: float = Field(gt=0.0)
-    number_of_gpus: int = Field(gt=0)
-    gpu_model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-
-    @field_validator("batch_sizes")
-    @classmethod
-    def _sorted_and_distinct(cls, sizes: list[int]) -> list[int]:
-        if len(set(sizes)) != len(sizes):
-            raise ValueError(f"batch_sizes must not repeat a value: {sizes}")
-        return sorted(sizes)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "JobSpecFromClient":
-        if self.default_batch_size not in self.batch_sizes:
-            raise ValueError(
-                f"default_batch_size({self.default_batch_size}) is not in batch_sizes({self.batch_sizes})"
-            )
-        if self.job_id is not None and not self.job_id.startswith(self.job_id_prefix):
-            raise ValueError(f"job_id({self.job_id}) does not start with job_id_prefix({self.job_id_prefix})")
-        if self.num_pruning_rounds == 0 and self.mab_num_explorations == 0:
-            raise ValueError(
-                "num_pruning_rounds=0 needs mab_num_explorations >= 1: with neither, the bandit "
-                "would start with arms that have never been observed"
-            )
-        return self
+    batch_sizes: list[Annotated[int, Field(gt=0, le=MAX_BATCH_SIZE)]] = Field(min_length=1)
+    default_batch_size: int = _bounded("default_batch_size")
+    eta_knob: float = _bounded("eta_knob", default=DEFAULTS["eta_knob"])
+    beta_knob: float | None = _bounded("beta_knob", default=DEFAULTS["beta_knob"])
+    target_metric: float = DEFAULTS["target_metric"]
+    higher_is_better_metric: bool = DEFAULTS["higher_is_better_metric"]
+    max_epochs: int = _bounded("max_epochs", default=DEFAULTS["max_epochs"])
+    num_pruning_rounds: int = _bounded("num_pruning_rounds", default=DEFAULTS["num_pruning_rounds"])
+    window_size: int = _bounded("window_size", default=DEFAULTS["window_size"])
+    mab_prior_mean: float = _bounded("mab_prior_mean", default=DEFAULTS["mab_prior_mean"])
+    mab_prior_precision: float = _bounded("mab_prior_precision", default=DEFAULTS["mab_prior_precision"])
+    mab_num_explorations: int = _bounded("mab_num_explorations", default=DEFAULTS["mab_num_explorations"])
+    mab_seed: int | None = _bounded("mab_seed", default=DEFAULTS["mab_seed"])
+    max_power: float = _bounded("max_power")
+    number_of_gpus: int = _bounded("number_of_gpus")
+    gpu_model: Annotated[str, StringConstraints(min_length=1, max_length=MAX_GPU_MODEL_LENGTH)]
 
 
 class TrialId(_Body):
     job_id: JobIdText
-    batch_size: int = Field(gt=0)
-    trial_number: int = Field(gt=0)
+    batch_size: int = Field(gt=0, le=MAX_BATCH_SIZE)
+    trial_number: int = Field(gt=0, le=MAX_COUNT)
 
 
 class TrainingResult(TrialId):
-    time: float = Field(ge=0.0)
-    energy: float = Field(ge=0.0)
+    """One epoch's report; the bounds are domain.reporting.EpochReport's."""
+
+    time: float = Field(ge=0.0, le=MAX_MEASUREMENT)
+    energy: float = Field(ge=0.0, le=MAX_MEASUREMENT)
     metric: float
-    current_epoch: int = Field(gt=0)
+    current_epoch: int = Field(gt=0, le=MAX_COUNT)
+
+    def epoch_report(self) -> EpochReport:
+        return EpochReport(self.trial_number, self.batch_size, self.time, self.energy, self.metric, self.current_epoch)
 
 
 class ReportResponse(BaseModel):

@@ -50,17 +50,8 @@ async def predict(request: Request) -> Response:
 
 async def report(request: Request) -> Response:
     result = await parse_body(request, TrainingResult, body_limit(request))
-    answer = await run_in_threadpool(
-        optimizer(request).report,
-        result.job_id,
-        result.trial_number,
-        result.batch_size,
-        result.time,
-        result.energy,
-        result.metric,
-        result.current_epoch,
-        request_key(request, result.job_id, result.model_dump()),
-    )
+    key = request_key(request, result.job_id, result.model_dump())
+    answer = await run_in_threadpool(optimizer(request).report, result.job_id, result.epoch_report(), key)
     return JSONResponse(answer)
 
 

@@ -1,0 +1,33 @@
+"""The named states of a job and of its trials.
+
+String enums: the event transcoder stores them as their plain values, so events
+written before these types existed read back equal to them.
+"""
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    PRUNING = "Pruning"
+    BANDIT = "MAB"
+
+
+class TrialKind(StrEnum):
+    EXPLORATION = "Exploration"  # a pruning round's try of one batch size
+    CONCURRENT = "Concurrent"  # a stand-in while a pruning exploration is still running
+    BANDIT = "MAB"  # chosen by the bandit
+
+
+class TrialStatus(StrEnum):
+    DISPATCHED = "Dispatched"
+    SUCCEEDED = "Succeeded"  # got its final report (converged or not)
+    FAILED = "Failed"  # ended by the trainer or expired before a final report
+
+
+class StopReason(StrEnum):
+    KEEP_TRAINING = "keep_training"
+    REACHED_TARGET = "reached_target"
+    MAX_EPOCHS = "max_epochs"
+    COST_BOUND = "cost_bound"
+    ENDED = "ended"
+    EXPIRED = "expired"
