@@ -16,6 +16,7 @@ from eventsourcing.persistence import StoredEvent
 from application.audit import JobAudit
 from application.catalog import REGISTERED_TOPIC
 from application.service import BatchSizeOptimizer, JobAlreadyStoredError
+from domain.errors import InvalidSpecError
 from domain.job import Job
 
 
@@ -47,6 +48,10 @@ def import_lines(app: BatchSizeOptimizer, lines: Iterable[str]) -> dict[str, Any
         raise ArchiveError(f"An event could not be decoded: {error}") from None
     registered = events[0]
     assert isinstance(registered, Job.Registered)
+    try:  # an export is outside input: the job it describes must be one this server can run
+        registered.spec.with_knobs({}, app.spec_limits)
+    except InvalidSpecError as error:
+        raise ArchiveError(f"The exported job cannot be imported here: {error}") from None
     deleted = any(isinstance(event, Job.Deleted) for event in events)
     try:
         name_claimed = app.import_job(records, registered.job_id, deleted)

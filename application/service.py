@@ -12,7 +12,6 @@ racing each other needlessly; correctness never depends on it.
 import secrets
 import threading
 from contextlib import nullcontext
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, ContextManager, Mapping, Sequence
 from uuid import UUID, uuid4
@@ -33,16 +32,12 @@ from domain.spec import JobSpec, SpecLimits
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
 class Decided:
     """What a command decided: the answer for the caller and the aggregates it changed."""
 
-    answer: Any
-    aggregates: tuple[Aggregate, ...]
-
     def __init__(self, answer: Any, *aggregates: Aggregate) -> None:
-        object.__setattr__(self, "answer", answer)
-        object.__setattr__(self, "aggregates", aggregates)
+        self.answer = answer
+        self.aggregates = aggregates
 
 
 # A command: given the moment it runs at, load what it needs and decide.
