@@ -105,10 +105,38 @@ def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, 
     )
 
 
+class _BanditMemory:
+    """The arms and the generator state as the events left them, so that a bandit trial's
+    "why" shows what it was decided from (older TrialDispatched events recorded both, and
+    show them as recorded)."""
+
+    def __init__(self) -> None:
+        self.arms: dict[int, dict[str, Any]] = {}
+        self.generator_state: dict[str, Any] | None = None
+
+    def observe(self, event: DomainEventProtocol[Any]) -> None:
+        if isinstance(event, Job.Registered):
+            self.generator_state = event.generator_state
+        elif isinstance(event, Job.StageAdvancedToMAB):
+            self.arms = {arm["batch_size"]: arm for arm in event.arms}
+        elif isinstance(event, Job.TrialReported) and event.arm is not None:
+            self.arms[event.batch_size] = event.arm
+
+    def why(self, event: Job.TrialDispatched) -> dict[str, Any]:
+        why = {**event.reason, "generator_state_after": event.generator_state}
+        if event.generator_state is not None:
+            why.setdefault("arms", [self.arms[size] for size in sorted(self.arms)])
+            why.setdefault("generator_state_before", self.generator_state)
+            self.generator_state = event.generator_state
+        return why
+
+
 def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[str, Any]]:
     """Every trial of a job with its epochs and reasons, read from the job's events."""
     trials: dict[int, dict[str, Any]] = {}
+    bandit = _BanditMemory()
     for event in events:
+        bandit.observe(event)
         if isinstance(event, Job.TrialDispatched):
             trials[event.number] = {
                 "number": event.number,
@@ -125,7 +153,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 "stop_reason": None,
                 "dispatched_at": event.timestamp,
                 "finished_at": None,
-                "why": {**event.reason, "generator_state_after": event.generator_state},
+                "why": bandit.why(event),
                 "epochs": [],
                 "outcome": None,
             }

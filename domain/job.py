@@ -378,13 +378,13 @@ class Job(Aggregate):
         arms = self.arm_list()
         generator = restore_generator(self.generator_state)
         choice = choose_arm(arms, self.spec.mab_num_explorations, generator)
+        # The arms and the generator state it drew from are known from earlier events;
+        # the read model restores them into the trial's "why", so they are not repeated here.
         reason = {
             "stage": Stage.BANDIT,
             "phase": choice.phase,
             "permutation": choice.permutation,
             "samples": choice.samples,
-            "arms": [arm.to_record() for arm in arms],
-            "generator_state_before": dict(self.generator_state),
         }
         return self._dispatch(choice.batch_size, TrialKind.BANDIT, reason, generator_state(generator), now)
 

@@ -92,6 +92,19 @@ def test_trials_and_why_each_got_its_batch_size(history: TestClient) -> None:
     assert any(w["phase"] == "thompson" and set(w["samples"]) == {str(a["batch_size"]) for a in w["arms"]} for w in thompson)
 
 
+def test_a_bandit_trials_why_shows_the_arms_and_generator_it_was_decided_from(history: TestClient) -> None:
+    events = history.get("/v1/jobs/test-h/events", params={"limit": 1000}).json()["events"]
+    bandit = [e for e in events if e["type"] == "bso.Job.TrialDispatched" and e["payload"]["kind"] == "MAB"]
+    assert len(bandit) >= 2
+    for event in bandit:
+        assert "arms" not in event["payload"]["reason"]  # not repeated in the event...
+        why = history.get(f"/v1/jobs/test-h/trials/{event['payload']['number']}").json()["why"]
+        before = history.get("/v1/jobs/test-h/state", params={"version": event["version"] - 1}).json()
+        assert why["arms"] == before["arms"]  # ...but restored exactly as the decision saw them
+        assert why["generator_state_before"] == before["generator_state"]
+        assert why["generator_state_after"] == event["payload"]["generator_state"]
+
+
 def test_events_are_paged_in_order(history: TestClient) -> None:
     first = history.get("/v1/jobs/test-h/events", params={"limit": 5}).json()
     assert [event["version"] for event in first["events"]] == [1, 2, 3, 4, 5]
