@@ -47,8 +47,11 @@ def fit_arm(batch_size: int, rewards: Sequence[float], prior_mean: float, prior_
     variance = np.var(x)
     if variance == 0.0:
         return Arm(batch_size, float(x.mean()), math.inf, len(x))
-    reward_precision = np.reciprocal(variance)
-    precision = prior_precision + len(x) * reward_precision
+    with np.errstate(over="ignore"):
+        reward_precision = np.reciprocal(variance)
+        precision = prior_precision + len(x) * reward_precision
+    if not np.isfinite(precision):  # a spread too small to invert is as good as none
+        return Arm(batch_size, float(x.mean()), math.inf, len(x))
     mean = (prior_precision * prior_mean + reward_precision * x.sum()) / precision
     return Arm(batch_size, float(mean), float(precision), len(x))
 

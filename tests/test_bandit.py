@@ -15,6 +15,11 @@ def test_fit_single_value_has_infinite_precision() -> None:
     assert (arm.mean, arm.precision, arm.num_observations) == (-5.0, math.inf, 1)
 
 
+def test_a_spread_too_small_to_invert_fits_like_no_spread() -> None:
+    arm = fit_arm(32, [-1e-160, -2e-160], prior_mean=0.0, prior_precision=0.0)
+    assert math.isfinite(arm.mean) and arm.precision == math.inf and arm.num_observations == 2
+
+
 def test_fit_uses_population_variance_and_prior() -> None:
     rewards = [-10.0, -14.0, -12.0]
     arm = fit_arm(32, rewards, prior_mean=-1.0, prior_precision=0.25)
