@@ -190,15 +190,16 @@ def decide_dispatch(
         "rule": "lowest_mean",
         "waiting_for": None if state["in_flight"] is None else state["in_flight"]["batch_size"],
         "best": best,
-        "means": {str(arm): mean for arm, mean in means.items()},
+        "means": {str(size): mean for size, mean in means.items()},
     }
     return Dispatch(size, CONCURRENT, bound, None, None, why)
 
 
 def _bandit_dispatch(state: LstsState, knobs: LstsKnobs, generator: GeneratorState) -> Dispatch:
     arms = state["arms"]
-    means = _means(state, arms)
-    counts = {arm: len(state["log_costs"].get(str(arm), [])) for arm in arms}
+    observations = {arm: state["log_costs"].get(str(arm), []) for arm in arms}
+    means = {arm: _mean(values) for arm, values in observations.items() if values}
+    counts = {arm: len(values) for arm, values in observations.items()}
     why: dict[str, Any] = {
         "phase": BANDIT,
         "best": state["best"],
@@ -214,7 +215,7 @@ def _bandit_dispatch(state: LstsState, knobs: LstsKnobs, generator: GeneratorSta
     if unobserved:
         return Dispatch(unobserved[0], BANDIT_RUN, bound, None, None, {**why, "rule": UNOBSERVED})
     assert min_mean is not None
-    s2 = pooled_variance(state, knobs, arms)
+    s2 = pooled_variance(observations, means, knobs)
     why["s2"] = s2
     within = min_mean + math.log(1 + knobs.n_min_tol)
     to_confirm = [arm for arm in arms if counts[arm] < knobs.n_min and means[arm] <= within]
@@ -229,19 +230,19 @@ def _bandit_dispatch(state: LstsState, knobs: LstsKnobs, generator: GeneratorSta
     return Dispatch(chosen, BANDIT_RUN, bound, generator_state(rng), None, why)
 
 
-def pooled_variance(state: LstsState, knobs: LstsKnobs, arms: Sequence[int]) -> float:
+def pooled_variance(
+    observations: Mapping[int, Sequence[float]], means: Mapping[int, float], knobs: LstsKnobs
+) -> float:
     """(sum of squared deviations from each arm's mean + nu0 s0^2) / (sum of (n_a - 1) + nu0).
 
     Arms without observations take no part (they have no mean to deviate from).
     """
     squares = knobs.nu0 * knobs.s0**2
     degrees = knobs.nu0
-    for arm in arms:
-        observations = state["log_costs"].get(str(arm), [])
-        if observations:
-            mean = _mean(observations)
-            squares += sum((x - mean) ** 2 for x in observations)
-            degrees += len(observations) - 1
+    for arm, values in observations.items():
+        if values:
+            squares += math.fsum((x - means[arm]) ** 2 for x in values)
+            degrees += len(values) - 1
     return squares / degrees
 
 

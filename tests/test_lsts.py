@@ -239,10 +239,14 @@ def bandit_job(log_costs: dict[int, list[float]], knobs: LstsKnobs = KNOBS, seed
 
 
 def test_pooled_variance_formula() -> None:
-    job = bandit_job({16: [1.0, 1.2, 1.4], 32: [2.0, 2.5], 64: [3.0]})
+    observations = {16: [1.0, 1.2, 1.4], 32: [2.0, 2.5], 64: [3.0]}
+    means = {16: 1.2, 32: 2.25, 64: 3.0}
     squares = (0.04 + 0.0 + 0.04) + (0.0625 + 0.0625) + 0.0 + 2 * 0.05**2
     degrees = (2 + 1 + 0) + 2
-    assert pooled_variance(job.state, KNOBS, [16, 32, 64]) == pytest.approx(squares / degrees)
+    assert pooled_variance(observations, means, KNOBS) == pytest.approx(squares / degrees)
+    # The s2 a Thompson decision records is that one.
+    job = bandit_job(observations)
+    assert job.dispatch().why["s2"] == pytest.approx(squares / degrees)
 
 
 def test_confirmation_plays_the_cheapest_under_observed_competitive_arm_without_drawing() -> None:
@@ -259,7 +263,7 @@ def test_thompson_draws_one_normal_per_arm_in_ascending_order_and_plays_the_smal
     observations = {16: [4.60, 4.62], 32: [4.70, 4.66], 64: [4.9]}  # 64 is out of confirmation range
     job = bandit_job(observations)
     rng = restore_generator(job.generator)
-    s2 = pooled_variance(job.state, KNOBS, [16, 32, 64])
+    s2 = pooled_variance(observations, {size: np.mean(values) for size, values in observations.items()}, KNOBS)
     expected = {
         size: rng.normal(np.mean(values), math.sqrt(s2 / len(values))) for size, values in observations.items()
     }
