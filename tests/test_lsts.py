@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.lsts import (
     BANDIT,
@@ -399,6 +401,39 @@ def test_replaying_records_rebuilds_the_state() -> None:
 
 def test_new_state_is_strict_json() -> None:
     assert json.loads(json.dumps(initial_state(B0), allow_nan=False))["best"] is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_random_histories_keep_the_invariants_and_replay_from_their_records(data: st.DataObject) -> None:
+    sizes = sorted(data.draw(st.sets(st.sampled_from([8, 16, 32, 64, 128, 256]), min_size=1, max_size=5)))
+    job = Job(sizes=sizes, b0=data.draw(st.sampled_from(sizes)), seed=data.draw(st.integers(0, 2**32 - 1)))
+    records: list[Dispatch | Observation] = []
+    running: list[Dispatch] = []
+    for _ in range(data.draw(st.integers(1, 60))):
+        if running and data.draw(st.booleans()):
+            dispatch = running.pop(data.draw(st.integers(0, len(running) - 1)))
+            cost = data.draw(st.none() | st.floats(0.0, 1e4))
+            converged = cost is not None and data.draw(st.booleans())
+            records.append(job.finish(dispatch, cost, converged))
+        else:
+            dispatch = job.dispatch()
+            running.append(dispatch)
+            records.append(dispatch)
+        state = job.state
+        assert sum(run.kind == EXPLORATION for run in running) <= 1
+        assert (state["in_flight"] is None) == all(run.kind != EXPLORATION for run in running)
+        if state["phase"] == BANDIT:
+            assert state["arms"] and state["arms"] == sorted(set(state["arms"]))
+            assert set(state["arms"]) <= set(sizes)
+    replayed = initial_state(job.b0)
+    for record in records:
+        as_json = json.loads(json.dumps(record.to_record(), allow_nan=False))
+        if isinstance(record, Dispatch):
+            apply_dispatch(replayed, Dispatch.from_record(as_json))
+        else:
+            apply_observation(replayed, Observation.from_record(as_json))
+    assert replayed == json.loads(json.dumps(job.state, allow_nan=False))
 
 
 # -- knobs -----------------------------------------------------------------------------
