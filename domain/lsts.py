@@ -18,8 +18,8 @@ step of the walk in flight), ``concurrent`` (asked for while that step is in fli
 
 import math
 import sys
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence, TypedDict
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping, Self, Sequence, TypedDict
 
 from domain.randomness import GeneratorState, generator_state, restore_generator
 
@@ -148,11 +148,22 @@ def initial_state(default_batch_size: int) -> LstsState:
     }
 
 
+class _Record:
+    """A frozen dataclass of JSON primitives, stored in an event as a dict."""
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        return cls(**record)
+
+
 # -- dispatch ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Dispatch:
+class Dispatch(_Record):
     """Which batch size a new run gets, its cost bound, and why."""
 
     batch_size: int
@@ -161,13 +172,6 @@ class Dispatch:
     generator_state: GeneratorState | None  # the generator after the draws; None: no draw
     in_flight: StepInFlight | None  # the exploration step this run starts (exploration only)
     why: dict[str, Any]
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Dispatch":
-        return cls(**record)
 
 
 def decide_dispatch(
@@ -257,7 +261,7 @@ def apply_dispatch(state: LstsState, dispatch: Dispatch) -> None:
 
 
 @dataclass(frozen=True)
-class Observation:
+class Observation(_Record):
     """What one finished run changes. Fields left None change nothing."""
 
     batch_size: int
@@ -265,26 +269,19 @@ class Observation:
     phase: str  # the phase the run was judged in
     converged: bool
     cost: float | None  # None: ended before any report
-    log_cost: float | None  # appended to the batch size's observations
-    penalty: float | None  # exp(min mean over arms) added to a failed bandit run's cost
-    failures: int | None  # the batch size's new failure count
-    best: float | None  # the new best, when this run lowered it
-    cheapest: float | None  # the batch size's new cheapest converged cost
+    log_cost: float | None = None  # appended to the batch size's observations
+    penalty: float | None = None  # exp(min mean over arms) added to a failed bandit run's cost
+    failures: int | None = None  # the batch size's new failure count
+    best: float | None = None  # the new best, when this run lowered it
+    cheapest: float | None = None  # the batch size's new cheapest converged cost
     # Exploration run only: the walk after it.
-    direction: str | None
-    direction_ended: str | None  # ENDED_BY_FAILURE, ENDED_BY_COST or None
-    going_down_improved: bool | None  # its new value
-    next_step: Step | None
-    enter_bandit: bool
-    arms: list[int] | None  # the new arms: on entering the bandit, or after a removal
-    removed_arm: int | None
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Observation":
-        return cls(**record)
+    direction: str | None = None
+    direction_ended: str | None = None  # ENDED_BY_FAILURE, ENDED_BY_COST or None
+    going_down_improved: bool | None = None  # its new value
+    next_step: Step | None = None
+    enter_bandit: bool = False
+    arms: list[int] | None = None  # the new arms: on entering the bandit, or after a removal
+    removed_arm: int | None = None
 
 
 def judge_result(
@@ -314,17 +311,8 @@ def judge_result(
         converged=converged,
         cost=cost,
         log_cost=None if converged_cost is None else _log(converged_cost),
-        penalty=None,
-        failures=None,
         best=_lower(state["best"], converged_cost),
         cheapest=_lower(state["cheapest"].get(str(batch_size)), converged_cost),
-        direction=None,
-        direction_ended=None,
-        going_down_improved=None,
-        next_step=None,
-        enter_bandit=False,
-        arms=None,
-        removed_arm=None,
     )
     if state["phase"] == BANDIT and not converged:
         return _bandit_failure(state, knobs, outcome)
@@ -344,7 +332,7 @@ def _bandit_failure(state: LstsState, knobs: LstsKnobs, outcome: Observation) ->
         log_cost = _log(outcome.cost + (penalty or 0.0))
     failures = state["failures"].get(str(outcome.batch_size), 0) + 1
     drop = outcome.batch_size in arms and failures >= knobs.fail_drop and len(arms) > 1
-    return _replace(
+    return replace(
         outcome,
         log_cost=log_cost,
         penalty=penalty,
@@ -386,7 +374,7 @@ def _walk_on(
     arms = None
     if next_step is None:
         arms = _select_arms(state, knobs, outcome, default_batch_size)
-    return _replace(
+    return replace(
         outcome,
         direction=step["direction"],
         direction_ended=ended,
@@ -481,7 +469,3 @@ def _means(state: LstsState, sizes: Sequence[int]) -> dict[int, float]:
 def _log(cost: float) -> float:
     # A run that measured nothing (cost 0) still needs a finite observation.
     return math.log(max(cost, sys.float_info.min))
-
-
-def _replace(outcome: Observation, **changes: Any) -> Observation:
-    return Observation(**{**asdict(outcome), **changes})
