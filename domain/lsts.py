@@ -386,21 +386,19 @@ def _walk_on(
 
 
 def _next_step(
-    sizes: list[int], default_batch_size: int, step: Step, go_on: bool, skip_up: bool
+    sizes: list[int], default_batch_size: int, step: Step, go_on: bool, skip_up_walk: bool
 ) -> Step | None:
     """Down from the default one size at a time, then (unless skipped) up from it."""
-    current = step["batch_size"]
-    if step["direction"] in (START, DOWN) and go_on:
+    current, direction = step["batch_size"], step["direction"]
+    if direction in (START, DOWN):
         smaller = [size for size in sizes if size < current]
-        if smaller:
+        if go_on and smaller:
             return {"batch_size": smaller[-1], "direction": DOWN}
-    if step["direction"] == UP:
-        if not go_on:
+        if skip_up_walk:
             return None
-    elif skip_up:
+        current = default_batch_size  # the up walk starts next to the default
+    elif not go_on:
         return None
-    else:
-        current = default_batch_size
     larger = [size for size in sizes if size > current]
     return {"batch_size": larger[0], "direction": UP} if larger else None
 
