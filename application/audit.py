@@ -68,6 +68,7 @@ def state_view(job: Job) -> dict[str, Any]:
             "spec": job.spec.to_record(),
             "stage": job.stage,
             "seed": job.seed,
+            "policy": job.spec.policy,
             "policy_version": job.policy_version,
             "generator_state": job.generator_state,
             "min_cost": job.min_cost,
@@ -83,8 +84,11 @@ def state_view(job: Job) -> dict[str, Any]:
                 "num_rounds": job.spec.num_pruning_rounds,
                 "survivors": progress.candidates,
                 "default_batch_size": progress.default_batch_size,
-            },
+            }
+            if job.lsts is None
+            else None,
             "arms": [arm.to_record() for arm in job.arm_list()],
+            "lsts": job.lsts,  # LSTS's own state (walk, observations, arms); None for Zeus jobs
         }
     )
 
@@ -151,11 +155,13 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 "cost": None,
                 "converged": None,
                 "stop_reason": None,
+                "cost_bound": event.cost_bound,
                 "dispatched_at": event.timestamp,
                 "finished_at": None,
                 "why": bandit.why(event),
                 "epochs": [],
                 "outcome": None,
+                "observation": None,  # LSTS: what the finished run changed in the policy's state
             }
         elif isinstance(event, (Job.TrialProgressReported, Job.TrialReported)):
             trial = trials[event.number]
@@ -190,6 +196,8 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 finished_at=event.timestamp,
                 outcome={"last_heard_at": event.last_heard_at, "lease_seconds": event.lease_seconds},
             )
+        elif isinstance(event, Job.PolicyObserved):
+            trials[event.number]["observation"] = event.observation
     return trials
 
 
@@ -285,7 +293,7 @@ class JobAudit:
     def trials(self, reference: str) -> list[dict[str, Any]]:
         views = trial_views(self.domain_events(reference)).values()
         return [
-            primitives({key: value for key, value in view.items() if key not in ("why", "epochs", "outcome")})
+            primitives({key: value for key, value in view.items() if key not in ("why", "epochs", "outcome", "observation")})
             for view in views
         ]
 

@@ -27,7 +27,7 @@ from domain.errors import SpecMismatchError, UnknownJobError
 from domain.job import Job
 from domain.job_name import JobName, job_name_id
 from domain.reporting import EpochReport
-from domain.spec import JobSpec, SpecLimits
+from domain.spec import ZEUS, JobSpec, SpecLimits
 
 Clock = Callable[[], datetime]
 
@@ -91,9 +91,11 @@ class BatchSizeOptimizer(Application):
         retry_policy: RetryPolicy | None = None,
         conflict_lanes: ConflictLanes | None = None,
         spec_limits: SpecLimits = SpecLimits(),
+        default_policy: str = ZEUS,
     ) -> None:
         super().__init__(env)
         self.spec_limits = spec_limits
+        self.default_policy = default_policy
         self.conflict_lanes = conflict_lanes
         self.clock = clock
         self.lease_seconds = lease_seconds
@@ -119,6 +121,8 @@ class BatchSizeOptimizer(Application):
         ``fields`` are the spec's fields as primitives; ``JobSpec.create`` checks them
         (InvalidSpecError names the field at fault) before anything is written.
         """
+        if fields.get("policy") is None:
+            fields = {**fields, "policy": self.default_policy}
         spec = JobSpec.create(fields, self.spec_limits)
         if spec.job_id is None:
             spec = spec.with_job_id(self._fresh_job_id(spec.job_id_prefix))
@@ -280,6 +284,10 @@ class BatchSizeOptimizer(Application):
             self._job_uuids.clear()
         self._job_uuids[job_id] = UUID(name.current)
         return self.repository.get(UUID(name.current))
+
+    def run_cost_bound(self, job_id: str, trial_number: int) -> float | None:
+        """The cost bound decided for an open trial at dispatch (see Job.run_bound)."""
+        return self.live_job(job_id).run_bound(trial_number)
 
     def job_at(self, job_id: str, now: datetime) -> Job:
         """The live job as of ``now``: trials not heard from within the lease are expired first."""

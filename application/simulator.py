@@ -18,6 +18,7 @@ import pandas as pd
 from application.service import BatchSizeOptimizer
 from domain.cost import energy_time_cost, epoch_cost_at_power
 from domain.reporting import EpochReport
+from domain.spec import ZEUS
 from application.traces import TraceSource, Workload
 
 MAX_TRIES_PER_RECURRENCE = 20
@@ -35,6 +36,8 @@ class OptimizerClient(Protocol):
     def predict(self, job_id: str) -> tuple[int, int]: ...
 
     def report(self, job_id: str, report: EpochReport) -> dict[str, Any]: ...
+
+    def run_cost_bound(self, job_id: str, trial_number: int) -> float | None: ...
 
 
 class InProcessClient:
@@ -54,6 +57,9 @@ class InProcessClient:
     def report(self, job_id: str, report: EpochReport) -> dict[str, Any]:
         return self.optimizer.report(job_id, report)
 
+    def run_cost_bound(self, job_id: str, trial_number: int) -> float | None:
+        return self.optimizer.run_cost_bound(job_id, trial_number)
+
 
 @dataclass(frozen=True)
 class Knobs:
@@ -61,6 +67,15 @@ class Knobs:
     beta_knob: float | None = 2.0
     mab_seed: int | None = 1
     window_size: int = 0
+    policy: str = ZEUS
+
+
+# How recorded runs are drawn. "zeus": one generator for every draw, as Zeus's simulator
+# does (so the same seed gives Zeus's sequence). "paired": the k-th run of a batch size at a
+# power limit depends only on the seed, whatever was drawn before, so that two policies are
+# compared on the same runs.
+ZEUS_DRAWS = "zeus"
+PAIRED_DRAWS = "paired"
 
 
 @dataclass(frozen=True)
@@ -191,11 +206,15 @@ class TraceSimulator:
         knobs: Knobs,
         seed: int,
         gpu_model: str,
+        draws: str = ZEUS_DRAWS,
     ) -> None:
         self.trace = trace
         self.client = client
         self.knobs = knobs
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.draws = draws
+        self._paired: dict[tuple[int, int], np.random.Generator] = {}
         self.gpu_model = gpu_model
         self._power_limit: dict[int, int] = {}
 
@@ -220,6 +239,7 @@ class TraceSimulator:
             "max_power": self.trace.max_power,
             "number_of_gpus": 1,
             "gpu_model": self.gpu_model,
+            "policy": self.knobs.policy,
         }
 
     def run(self, recurrences: int, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
@@ -248,7 +268,7 @@ class TraceSimulator:
             if profiled_power:
                 self._power_limit[batch_size] = self.trace.best_power_limit(batch_size, self.knobs.eta_knob)
             power_limit = self._power_limit[batch_size]
-            outcome = self._train(batch_size, power_limit, beta * min_cost, profiled_power)
+            outcome = self._train(batch_size, power_limit, self._bound(job_id, trial_number, beta * min_cost), profiled_power)
             cost = energy_time_cost(outcome.energy, outcome.time, self.knobs.eta_knob, self.trace.max_power)
             target = self.trace.workload.target_metric
             metric = target + 1 if outcome.reached else target - 1
@@ -265,10 +285,26 @@ class TraceSimulator:
             f"Recurrence {number} did not reach the target metric in {MAX_TRIES_PER_RECURRENCE} tries"
         )
 
+    def _bound(self, job_id: str, trial_number: int, zeus_bound: float) -> float:
+        """The cost the trainer stops the run at. Zeus's simulator bounds a run by beta x the
+        cheapest recurrence so far (a trainer-side rule kept to reproduce its sequence); any
+        other policy decides the run's bound itself, and the service says what it is."""
+        if self.knobs.policy == ZEUS:
+            return zeus_bound
+        bound = self.client.run_cost_bound(job_id, trial_number)
+        return math.inf if bound is None else bound
+
+    def _draw(self, batch_size: int, power_limit: int) -> pd.Series:
+        if self.draws == ZEUS_DRAWS:
+            return self.trace.sample_run(batch_size, power_limit, self.rng)
+        key = (batch_size, power_limit)
+        stream = self._paired.setdefault(key, np.random.default_rng([self.seed, batch_size, power_limit]))
+        return self.trace.sample_run(batch_size, power_limit, stream)
+
     def _train(self, batch_size: int, power_limit: int, cost_bound: float, profile_power: bool) -> _Outcome:
         """Sample a recorded run and stop it where the trainer knows it would exceed the bound."""
         max_epochs = self.trace.workload.max_epochs
-        path = self.trace.sample_run(batch_size, power_limit, self.rng)
+        path = self._draw(batch_size, power_limit)
         budget: float = max_epochs
         if cost_bound != math.inf:
             # Time is priced at this size's highest power limit, as Zeus's simulator does.
@@ -333,6 +369,7 @@ def summarise(result: SimulationResult, trace: WorkloadTrace, eta_knob: float) -
         "cumulative_time": time,
         "oracle": oracle,
         "regret": cost - count * oracle["expected_cost"] if oracle else None,
+        "regret_oracle_recurrences": regret_in_oracle_recurrences(cost, count, trace, eta_knob),
         "baseline": baseline,
         "energy_saved_fraction": 1 - energy / (count * baseline["expected_energy"]),
         "time_saved_fraction": 1 - time / (count * baseline["expected_time"]),
@@ -340,6 +377,38 @@ def summarise(result: SimulationResult, trace: WorkloadTrace, eta_knob: float) -
         "final_batch_size": chosen[-1] if chosen else None,
         "settled_after_recurrence": settled_after(chosen),
     }
+
+
+def regret_in_oracle_recurrences(cost: float, recurrences: int, trace: WorkloadTrace, eta_knob: float) -> float:
+    """POLICY.md's figure of merit: (cumulative cost - N x oracle cost) / oracle cost."""
+    oracle = oracle_recurrence_cost(trace, eta_knob)
+    return (cost - recurrences * oracle) / oracle
+
+
+def oracle_recurrence_cost(trace: WorkloadTrace, eta_knob: float) -> float:
+    """The lowest expected cost of a recurrence with one fixed batch size (at the power limit
+    the simulator picks for it), over its recorded runs, retries priced in: a size whose runs
+    miss the target with probability p costs E[success] + p / (1 - p) x E[failure]."""
+    max_epochs = trace.workload.max_epochs
+    best = math.inf
+    for size in trace.batch_sizes:
+        try:
+            limit = trace.best_power_limit(size, eta_knob)
+        except SimulationError:
+            continue
+        rows = trace.size_rows(size)
+        rows = rows.loc[rows.power_limit == limit]
+        epoch_cost = energy_time_cost(rows.energy_per_epoch, rows.time_per_epoch, eta_knob, trace.max_power)
+        reached = rows.target_epoch.notna() & (rows.target_epoch <= max_epochs)
+        if not reached.any():
+            continue
+        success = float((rows.target_epoch[reached] * epoch_cost[reached]).mean())
+        missing = float(1 - reached.mean())
+        failure = float((max_epochs * epoch_cost[~reached]).mean()) if missing else 0.0
+        best = min(best, success + missing / (1 - missing) * failure)
+    if best == math.inf:
+        raise SimulationError("No batch size of the traces ever reaches the target: no oracle")
+    return best
 
 
 def settled_after(chosen: list[int]) -> int:

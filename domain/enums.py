@@ -8,7 +8,8 @@ from enum import StrEnum
 
 
 class Stage(StrEnum):
-    PRUNING = "Pruning"
+    PRUNING = "Pruning"  # Zeus's policy, before its bandit
+    LOCAL_SEARCH = "LocalSearch"  # LSTS, before its bandit
     BANDIT = "MAB"
 
 

@@ -35,7 +35,7 @@ class NoConvergedBatchSizeError(DomainError):
         )
 
 
-class InvalidSpecError(DomainError):
+class InvalidSpecError(DomainError, ValueError):
     """A job specification (or a reanalysis knob) that no job can have; names the field at fault."""
 
     def __init__(self, field: str, problem: str) -> None:

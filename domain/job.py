@@ -29,10 +29,23 @@ from domain.pruning import (
     next_pruning_step,
 )
 from domain.randomness import generator_state, restore_generator, seeded_generator_state
-from domain.reporting import EpochReport, StopRule, already_reported_message, judge_epoch
-from domain.spec import JobSpec
+from domain.reporting import (
+    CostBound,
+    EpochReport,
+    StopRule,
+    already_reported_message,
+    judge_epoch,
+    run_cost_bound,
+    zeus_cost_bound,
+)
+from domain import lsts
+from domain.spec import LSTS, POLICY_VERSIONS, JobSpec
 
-POLICY_VERSION = 1
+
+
+# LSTS's names for the kinds of run, and the trial kinds the job records for them.
+_LSTS_KINDS = {lsts.EXPLORATION: TrialKind.EXPLORATION, lsts.CONCURRENT: TrialKind.CONCURRENT, lsts.BANDIT_RUN: TrialKind.BANDIT}
+_LSTS_KIND_OF = {kind: name for name, kind in _LSTS_KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class DispatchedTrial:
     number: int
     batch_size: int
     kind: TrialKind
+    cost_bound: float  # the bound the run is judged against as of dispatch (inf: none)
 
 
 @dataclass(frozen=True)
@@ -66,8 +80,25 @@ def _dict_of_lists(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {key: list(items) for key, items in value.items()}
 
 
+def _dict_of_dicts(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {key: dict(item) for key, item in value.items()}
+
+
 def _dict_of_lists_of_dicts(value: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     return {key: [dict(item) for item in items] for key, items in value.items()}
+
+
+def _lsts_state(value: "lsts.LstsState | None") -> "lsts.LstsState | None":
+    """Its steps are replaced whole, its lists and dicts changed in place."""
+    if value is None:
+        return None
+    copy = dict(value)
+    copy["log_costs"] = _dict_of_lists(value["log_costs"])
+    copy["cheapest"] = dict(value["cheapest"])
+    copy["failures"] = dict(value["failures"])
+    copy["explored"] = list(value["explored"])
+    copy["arms"] = list(value["arms"])
+    return copy  # type: ignore[return-value]
 
 
 # How deep Job.__deepcopy__ copies each attribute: exactly as deep as the event
@@ -84,13 +115,16 @@ _COPY_DEPTH = {
     "explorations": _dict_of_lists_of_dicts,
     "rewards": _dict_of_lists,
     "reward_trials": _dict_of_lists,
+    "lsts": _lsts_state,
+    "lsts_runs": _dict_of_dicts,
     "_pending_events": _list,
 }
 _IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
 
 
 class Job(Aggregate):
-    """Version 2 holds its spec as a JobSpec; snapshots of version 1 held a dict."""
+    """Version 2 holds its spec as a JobSpec and may run LSTS; snapshots of version 1
+    held a dict spec and ran Zeus's policy."""
 
     TOPIC = "bso.Job"
     class_version = 2
@@ -98,6 +132,7 @@ class Job(Aggregate):
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["spec"] = JobSpec.from_record(state["spec"])
+        state.update(lsts=None, lsts_runs={})  # every version-1 job ran Zeus's policy
 
     class Registered(Aggregate.Created):
         """Version 2 added ``policy_version`` (version-1 registrations ran policy 1);
@@ -134,19 +169,34 @@ class Job(Aggregate):
             job.arms = {str(arm["batch_size"]): dict(arm) for arm in self.arms}
 
     class TrialDispatched(Aggregate.Event):
+        """Version 2 added what an LSTS dispatch decides: the run's cost bound and the
+        exploration step it starts (None for Zeus jobs, and in version-1 events)."""
+
         TOPIC = "bso.Job.TrialDispatched"
+        class_version = 2
         number: int
         batch_size: int
         kind: TrialKind
         reason: dict[str, Any]
         generator_state: dict[str, Any] | None
+        cost_bound: float | None
+        step: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["cost_bound"] = None
+            state["step"] = None
 
         def apply(self, job: "Job") -> None:
             job.trial_batch_sizes.append(self.batch_size)
             job.trial_statuses.append(TrialStatus.DISPATCHED)
             job.trial_converged.append(None)
             job.open_trials[str(self.number)] = self.timestamp.timestamp()
-            if self.kind == TrialKind.EXPLORATION:
+            if job.lsts is not None:
+                kind = _LSTS_KIND_OF[self.kind]
+                job.lsts_runs[str(self.number)] = {"kind": kind, "bound": self.cost_bound, "cost": None}
+                lsts.start_step(job.lsts, self.step)
+            elif self.kind == TrialKind.EXPLORATION:
                 job.explorations.setdefault(str(self.batch_size), []).append(
                     {"trial": self.number, "converged": None, "cost": None}
                 )
@@ -164,6 +214,8 @@ class Job(Aggregate):
 
         def apply(self, job: "Job") -> None:
             job.open_trials[str(self.number)] = self.timestamp.timestamp()
+            if job.lsts is not None:
+                job.lsts_runs[str(self.number)]["cost"] = self.cost
 
     class TrialReported(Aggregate.Event):
         TOPIC = "bso.Job.TrialReported"
@@ -218,6 +270,22 @@ class Job(Aggregate):
         def apply(self, job: "Job") -> None:
             job._abandon(self.number)
 
+    class PolicyObserved(Aggregate.Event):
+        """What a finished LSTS run changed in the policy's state (saved with the event that
+        finished the run: TrialReported, TrialEnded or TrialExpired)."""
+
+        TOPIC = "bso.Job.PolicyObserved"
+        number: int
+        observation: dict[str, Any]
+
+        def apply(self, job: "Job") -> None:
+            assert job.lsts is not None
+            observation = lsts.Observation.from_record(self.observation)
+            lsts.apply_observation(job.lsts, observation)
+            if observation.enter_bandit:
+                job.stage = Stage.BANDIT
+            job.lsts_runs.pop(str(self.number), None)
+
     class Deleted(Aggregate.Event):
         TOPIC = "bso.Job.Deleted"
 
@@ -254,6 +322,12 @@ class Job(Aggregate):
         self.rewards: dict[str, list[float]] = {}
         self.reward_trials: dict[str, list[int]] = {}
         self.arms: dict[str, dict[str, Any]] = {}
+        # LSTS jobs only: the policy's state, and each open run's kind, bound and last cost.
+        self.lsts: lsts.LstsState | None = None
+        self.lsts_runs: dict[str, dict[str, Any]] = {}
+        if spec.policy == LSTS:
+            self.stage = Stage.LOCAL_SEARCH
+            self.lsts = lsts.initial_state(spec.default_batch_size)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Job":
         # The repository copies the cached aggregate for every command, so that a
@@ -282,7 +356,7 @@ class Job(Aggregate):
             spec=spec,
             seed=seed,
             generator_state=seeded_generator_state(seed),
-            policy_version=POLICY_VERSION,
+            policy_version=POLICY_VERSIONS[spec.policy],
             timestamp=now,
         )
 
@@ -333,7 +407,14 @@ class Job(Aggregate):
     # -- commands ----------------------------------------------------------------
 
     def dispatch_trial(self, now: datetime) -> DispatchedTrial:
-        """Hand out the next trial: a pruning exploration, a concurrent stand-in, or a bandit pick."""
+        """Hand out the next trial, as the job's policy decides."""
+        if self.lsts is not None:
+            return self._dispatch_by_lsts(now)
+        return self._dispatch_by_zeus(now)
+
+    # Zeus's policy: a pruning exploration, a concurrent stand-in, or a bandit pick.
+
+    def _dispatch_by_zeus(self, now: datetime) -> DispatchedTrial:
         if self.stage == Stage.PRUNING:
             step = next_pruning_step(
                 self.batch_sizes,
@@ -388,6 +469,33 @@ class Job(Aggregate):
         }
         return self._dispatch(choice.batch_size, TrialKind.BANDIT, reason, generator_state(generator), now)
 
+    # LSTS (domain/lsts.py): the walk over sorted sizes, concurrent stand-ins, then its bandit.
+
+    def _dispatch_by_lsts(self, now: datetime) -> DispatchedTrial:
+        assert self.lsts is not None
+        knobs = self.spec.lsts_knobs()
+        decision = lsts.decide_dispatch(self.lsts, knobs, self.spec.default_batch_size, self.generator_state)
+        kind = _LSTS_KINDS[decision.kind]
+        reason = {"policy": LSTS, **decision.why}
+        return self._dispatch(
+            decision.batch_size, kind, reason, decision.generator_state, now, decision.cost_bound, decision.in_flight
+        )
+
+    def _observe_by_lsts(self, number: int, converged: bool, cost: float | None, now: datetime) -> None:
+        """Record what a finished run (reported, ended or expired) changes in LSTS's state."""
+        assert self.lsts is not None
+        observation = lsts.judge_result(
+            self.lsts,
+            self.spec.lsts_knobs(),
+            self.batch_sizes,
+            self.spec.default_batch_size,
+            self.trial_batch_sizes[number - 1],
+            self.lsts_runs[str(number)]["kind"],
+            converged,
+            cost,
+        )
+        self.trigger_event(self.PolicyObserved, number=number, observation=observation.to_record(), timestamp=now)
+
     def _dispatch(
         self,
         batch_size: int,
@@ -395,6 +503,8 @@ class Job(Aggregate):
         reason: dict[str, Any],
         new_generator_state: dict[str, Any] | None,
         now: datetime,
+        cost_bound: float | None = None,
+        step: dict[str, Any] | None = None,
     ) -> DispatchedTrial:
         number = self.trial_count + 1
         self.trigger_event(
@@ -404,9 +514,11 @@ class Job(Aggregate):
             kind=kind,
             reason=reason,
             generator_state=new_generator_state,
+            cost_bound=cost_bound,
+            step=step,
             timestamp=now,
         )
-        return DispatchedTrial(number, batch_size, kind)
+        return DispatchedTrial(number, batch_size, kind, self._bound_for(number).value)
 
     def report(self, report: EpochReport, now: datetime) -> ReportAnswer:
         """Record one epoch's cumulative measurements and say whether to stop."""
@@ -421,7 +533,7 @@ class Job(Aggregate):
                 f"Trial({number}) was ended or expired before this report; its result is not "
                 "used. Ask for a new batch size to train again."
             )
-        verdict = judge_epoch(self.stop_rule(), self.min_cost, report)
+        verdict = judge_epoch(self.stop_rule(), self._bound_for(number), report)
         measured = {"epoch": report.epoch, "time": report.time, "energy": report.energy, "metric": report.metric}
         if not verdict.stop_train:
             self.trigger_event(
@@ -445,7 +557,22 @@ class Job(Aggregate):
             arm=self._refit_arm(batch_size, -verdict.cost),
             timestamp=now,
         )
+        if self.lsts is not None:
+            self._observe_by_lsts(number, verdict.converged, verdict.cost, now)
         return ReportAnswer(True, verdict.converged, verdict.message)
+
+    def run_bound(self, number: int) -> float | None:
+        """The cost bound decided for an open trial when it was dispatched (LSTS); None when
+        there is none, or when the policy judges each report afresh (Zeus: beta x min cost)."""
+        if not 1 <= number <= self.trial_count or self.trial_status(number) != TrialStatus.DISPATCHED:
+            raise UnknownTrialError(f"Job {self.job_id} has no open trial number {number}")
+        return self.lsts_runs[str(number)]["bound"] if self.lsts is not None else None
+
+    def _bound_for(self, number: int) -> CostBound:
+        """The cost bound an open trial is judged against now, as the job's policy says."""
+        if self.lsts is not None:
+            return run_cost_bound(self.lsts_runs[str(number)]["bound"])
+        return zeus_cost_bound(self.stop_rule(), self.min_cost)
 
     def _refit_arm(self, batch_size: int, reward: float) -> dict[str, Any] | None:
         """The arm of this size refitted with this reward, in the bandit stage only."""
@@ -468,6 +595,7 @@ class Job(Aggregate):
         self._check_trial(number, batch_size, UnknownTrialError)
         if self.trial_status(number) == TrialStatus.DISPATCHED:
             self.trigger_event(self.TrialEnded, number=number, timestamp=now)
+            self._observe_failure(number, now)
 
     def expire_stale_trials(self, now: datetime, lease_seconds: float) -> list[int]:
         """Expire every trial not heard from within the lease; returns their numbers."""
@@ -483,7 +611,13 @@ class Job(Aggregate):
                 lease_seconds=lease_seconds,
                 timestamp=now,
             )
+            self._observe_failure(number, now)
         return [number for number, _ in stale]
+
+    def _observe_failure(self, number: int, now: datetime) -> None:
+        """An ended or expired LSTS run failed, at the cost it last reported (None: no report)."""
+        if self.lsts is not None:
+            self._observe_by_lsts(number, False, self.lsts_runs[str(number)]["cost"], now)
 
     def delete(self, now: datetime) -> None:
         self.trigger_event(self.Deleted, timestamp=now)

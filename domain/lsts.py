@@ -21,6 +21,7 @@ import sys
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping, Self, Sequence, TypedDict
 
+from domain.errors import InvalidSpecError
 from domain.randomness import GeneratorState, generator_state, restore_generator
 
 # Phases of a job.
@@ -75,7 +76,7 @@ class LstsKnobs:
         _require_integer("n_min", self.n_min, lowest=0)
         _require_integer("fail_drop", self.fail_drop, lowest=1)
         if not isinstance(self.skip_up, bool):
-            raise ValueError(f"skip_up must be true or false, got {self.skip_up!r}")
+            raise InvalidSpecError("skip_up", f"must be true or false, got {self.skip_up!r}")
         for name in ("tau", "beta_explore", "beta_bandit", "keep_tol", "n_min_tol", "s0", "nu0"):
             # Records then hold 2.0, not 2, whatever the caller wrote.
             object.__setattr__(self, name, float(getattr(self, name)))
@@ -89,21 +90,25 @@ class LstsKnobs:
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(record) - known)
         if unknown:
-            raise ValueError(f"unknown LSTS knob(s): {', '.join(unknown)}")
+            raise InvalidSpecError(unknown[0], f"is not an LSTS knob (unknown: {', '.join(unknown)})")
         return cls(**record)
+
+
+# Far above any useful value, and low enough that no bound, variance or draw can overflow.
+MAX_KNOB = 1e6
 
 
 def _require_number(name: str, value: Any, lowest: float, inclusive: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < lowest or (value == lowest and not inclusive):
+        raise InvalidSpecError(name, f"must be a finite number, got {value!r}")
+    if value < lowest or (value == lowest and not inclusive) or value > MAX_KNOB:
         relation = ">=" if inclusive else ">"
-        raise ValueError(f"{name} must be {relation} {lowest}, got {value!r}")
+        raise InvalidSpecError(name, f"must be {relation} {lowest} and <= {MAX_KNOB:g}, got {value!r}")
 
 
 def _require_integer(name: str, value: Any, lowest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= MAX_KNOB:
+        raise InvalidSpecError(name, f"must be an integer from {lowest} to {MAX_KNOB:g}, got {value!r}")
 
 
 class Step(TypedDict):
@@ -252,8 +257,13 @@ def pooled_variance(
 
 def apply_dispatch(state: LstsState, dispatch: Dispatch) -> None:
     """Assign what a dispatch changes: only an exploration run changes the state."""
-    if dispatch.in_flight is not None:
-        state["in_flight"] = StepInFlight(**dispatch.in_flight)
+    start_step(state, dispatch.in_flight)
+
+
+def start_step(state: LstsState, in_flight: StepInFlight | None) -> None:
+    """Assign the exploration step a dispatch started, if any."""
+    if in_flight is not None:
+        state["in_flight"] = StepInFlight(**in_flight)
         state["next_step"] = None
 
 

@@ -66,10 +66,26 @@ class EpochVerdict:
     message: str
 
 
-def cost_bound(rule: StopRule, min_cost: float | None) -> float:
+@dataclass(frozen=True)
+class CostBound:
+    """The cost a run may not exceed, and how it came about (for the message that stops it)."""
+
+    value: float
+    meaning: str
+
+
+def zeus_cost_bound(rule: StopRule, min_cost: float | None) -> CostBound:
+    """Zeus's bound, judged at every report: beta_knob x the job's minimum cost so far."""
     if rule.beta_knob is None or min_cost is None:
-        return math.inf
-    return rule.beta_knob * min_cost
+        return CostBound(math.inf, "no bound")
+    return CostBound(rule.beta_knob * min_cost, f"beta_knob({rule.beta_knob})*min_cost({min_cost})")
+
+
+def run_cost_bound(bound: float | None) -> CostBound:
+    """A bound decided for the run when it was dispatched (LSTS)."""
+    if bound is None:
+        return CostBound(math.inf, "no bound")
+    return CostBound(bound, f"the run's cost bound({bound})")
 
 
 def reached_target(rule: StopRule, metric: float) -> bool:
@@ -78,11 +94,10 @@ def reached_target(rule: StopRule, metric: float) -> bool:
     return metric <= rule.target_metric
 
 
-def judge_epoch(rule: StopRule, min_cost: float | None, report: EpochReport) -> EpochVerdict:
+def judge_epoch(rule: StopRule, bound: CostBound, report: EpochReport) -> EpochVerdict:
     """Decide after one epoch's cumulative measurements, exactly as Zeus does."""
     cost = energy_time_cost(report.energy, report.time, rule.eta_knob, rule.max_power)
-    bound = cost_bound(rule, min_cost)
-    within = bound >= cost
+    within = bound.value >= cost
     converged = reached_target(rule, report.metric)
     if within and report.epoch < rule.max_epochs and not converged:
         return EpochVerdict(False, False, cost, StopReason.KEEP_TRAINING, KEEP_TRAINING_MESSAGE)
@@ -91,7 +106,7 @@ def judge_epoch(rule: StopRule, min_cost: float | None, report: EpochReport) -> 
     if not within:
         message = (
             f"Batch Size({report.batch_size}) exceeded the cost upper bound: current cost({cost}) > "
-            f"beta_knob({rule.beta_knob})*min_cost({min_cost})"
+            f"{bound.meaning}"
         )
         return EpochVerdict(True, False, cost, StopReason.COST_BOUND, message)
     message = f"Train failed to converge within max_epoch({rule.max_epochs})"

@@ -15,6 +15,14 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from domain.errors import InvalidSpecError
+from domain.lsts import LstsKnobs
+
+ZEUS = "zeus"  # Zeus's pruning then Gaussian Thompson sampling, decision for decision
+LSTS = "lsts"  # local search then Thompson sampling with a pooled variance (POLICY.md)
+POLICIES = (ZEUS, LSTS)
+POLICY_VERSIONS = {ZEUS: 1, LSTS: 1}
+_LSTS = LstsKnobs()
+LSTS_KNOB_NAMES = tuple(_LSTS.to_record())
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.:@+=-]+$"
 MAX_JOB_ID_LENGTH = 128
@@ -80,6 +88,21 @@ class JobSpec:
     max_power: float
     number_of_gpus: int
     gpu_model: str
+    # The policy that decides for this job, for life; the knobs below are LSTS's (POLICY.md).
+    policy: str = ZEUS
+    tau: float = _LSTS.tau
+    beta_explore: float = _LSTS.beta_explore
+    beta_bandit: float = _LSTS.beta_bandit
+    skip_up: bool = _LSTS.skip_up
+    keep_tol: float = _LSTS.keep_tol
+    n_min: int = _LSTS.n_min
+    n_min_tol: float = _LSTS.n_min_tol
+    s0: float = _LSTS.s0
+    nu0: float = _LSTS.nu0
+    fail_drop: int = _LSTS.fail_drop
+
+    def lsts_knobs(self) -> LstsKnobs:
+        return LstsKnobs(**{name: getattr(self, name) for name in LSTS_KNOB_NAMES})
 
     @classmethod
     def create(cls, data: Mapping[str, Any], limits: SpecLimits = SpecLimits()) -> "JobSpec":
@@ -154,6 +177,9 @@ class JobSpec:
             )
         if self.job_id is not None:
             self._check_job_id()
+        if self.policy not in POLICIES:
+            raise InvalidSpecError("policy", f"must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        self.lsts_knobs()  # checks its knobs, naming the one at fault
 
     def _check_job_id(self) -> None:
         assert self.job_id is not None
@@ -193,6 +219,17 @@ KNOBS: tuple[Knob, ...] = (
     Knob("mab_num_explorations", int, "runs per arm before Thompson sampling"),
     Knob("num_pruning_rounds", int, "pruning rounds before the bandit"),
     Knob("mab_seed", int, "seed of the bandit's generator (default: the job's own)"),
+    Knob("policy", str, f"the policy that decides: {' or '.join(POLICIES)}"),
+    Knob("tau", float, "LSTS: a direction stops at a size whose run costs more than (1 + tau) x best"),
+    Knob("beta_explore", float, "LSTS: cost bound of exploration runs, x best"),
+    Knob("beta_bandit", float, "LSTS: cost bound of bandit runs, x exp(min mean log cost)"),
+    Knob("skip_up", bool, "LSTS: skip the upward walk when walking down found a cheaper size"),
+    Knob("keep_tol", float, "LSTS: arms are explored sizes within (1 + keep_tol) x best"),
+    Knob("n_min", int, "LSTS: competitive arms with fewer observations are played first"),
+    Knob("n_min_tol", float, "LSTS: how close to the best mean an arm is competitive"),
+    Knob("s0", float, "LSTS: prior standard deviation of log cost"),
+    Knob("nu0", float, "LSTS: weight of the prior in the pooled variance"),
+    Knob("fail_drop", int, "LSTS: failed bandit runs that remove an arm"),
 )
 KNOB_NAMES = tuple(knob.name for knob in KNOBS)
 

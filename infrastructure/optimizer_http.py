@@ -44,6 +44,11 @@ class HttpOptimizerClient:
         }
         return self._checked(self.http.post("/report", content=json.dumps(body)))
 
+    def run_cost_bound(self, job_id: str, trial_number: int) -> float | None:
+        """The bound the service decided for the trial, from its audit view."""
+        trial = self._checked(self.http.get(f"/v1/jobs/{job_id}/trials/{trial_number}"))
+        return trial["cost_bound"]
+
     def end_trial(self, job_id: str, trial_number: int, batch_size: int) -> None:
         body = {"job_id": job_id, "trial_number": trial_number, "batch_size": batch_size}
         self._checked(self.http.patch("/trials", content=json.dumps(body)))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
-from domain.spec import SpecLimits
+from domain.spec import POLICIES, ZEUS, SpecLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///bso.db"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -32,6 +32,7 @@ class Settings:
     auth_reads: bool = False
     allow_unauthenticated: bool = False
     spec_limits: SpecLimits = SpecLimits()
+    default_policy: str = ZEUS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -52,6 +53,7 @@ class Settings:
             auth_reads=_flag(environ, "BSO_AUTH_READS", defaults.auth_reads),
             allow_unauthenticated=_flag(environ, "BSO_ALLOW_UNAUTHENTICATED", defaults.allow_unauthenticated),
             spec_limits=_spec_limits(environ),
+            default_policy=_choice(environ, "BSO_DEFAULT_POLICY", defaults.default_policy, POLICIES),
         )
 
     def override(self, **changes: Any) -> "Settings":
@@ -111,6 +113,13 @@ def _spec_limits(environ: Mapping[str, str]) -> SpecLimits:
             raise SettingsError(f"{key} must be at least 1, got {cap}")
         caps[name] = cap
     return SpecLimits(**caps)
+
+
+def _choice(environ: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = environ.get(key) or default
+    if value not in choices:
+        raise SettingsError(f"{key}={value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def _is_loopback(host: str) -> bool:

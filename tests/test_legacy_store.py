@@ -17,10 +17,13 @@ from application.archive import import_lines
 from application.audit import JobAudit, state_view
 from application.reanalysis import reanalyze
 from application.service import BatchSizeOptimizer
+from domain.spec import LSTS_KNOB_NAMES
 from infrastructure.settings import persistence_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 JOB = "legacy-job"
+# Fields views gained after the fixture was made; every other field must read exactly as before.
+ADDED_FIELDS = {"policy", *LSTS_KNOB_NAMES, "lsts", "cost_bound", "step", "observation"}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,16 @@ def audit(tmp_path: Path) -> Iterator[JobAudit]:
 
 
 def _json(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True))
+    """The view as JSON, without the fields added since the fixture was made."""
+    return _without_added(json.loads(json.dumps(value, sort_keys=True)))
+
+
+def _without_added(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_added(item) for key, item in value.items() if key not in ADDED_FIELDS}
+    if isinstance(value, list):
+        return [_without_added(item) for item in value]
+    return value
 
 
 def test_current_and_past_states_read_as_before(audit: JobAudit, expected: dict[str, Any]) -> None:

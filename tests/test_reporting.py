@@ -4,14 +4,14 @@ import pytest
 
 from domain.errors import BadOperationError
 from domain.errors import TrialAbandonedError
-from domain.reporting import EpochReport, StopRule, judge_epoch
+from domain.reporting import EpochReport, StopRule, judge_epoch, zeus_cost_bound
 from tests.test_pruning import T0, new_job
 
 RULE = StopRule(eta_knob=0.5, beta_knob=2.0, max_power=300.0, target_metric=0.5, higher_is_better_metric=True, max_epochs=5)
 
 
 def test_keep_training_below_target_within_bound() -> None:
-    verdict = judge_epoch(RULE, None, EpochReport(1, 32, 10.0, 100.0, 0.4, 1))
+    verdict = judge_epoch(RULE, zeus_cost_bound(RULE, None), EpochReport(1, 32, 10.0, 100.0, 0.4, 1))
     assert (verdict.stop_train, verdict.converged, verdict.message) == (
         False,
         False,
@@ -21,30 +21,30 @@ def test_keep_training_below_target_within_bound() -> None:
 
 
 def test_convergence_is_inclusive_and_follows_metric_direction() -> None:
-    assert judge_epoch(RULE, None, EpochReport(1, 32, 1.0, 1.0, 0.5, 1)).converged
+    assert judge_epoch(RULE, zeus_cost_bound(RULE, None), EpochReport(1, 32, 1.0, 1.0, 0.5, 1)).converged
     lower = StopRule(0.5, 2.0, 300.0, 0.5, False, 5)
-    assert judge_epoch(lower, None, EpochReport(1, 32, 1.0, 1.0, 0.5, 1)).converged
-    assert not judge_epoch(lower, None, EpochReport(1, 32, 1.0, 1.0, 0.51, 1)).stop_train
+    assert judge_epoch(lower, zeus_cost_bound(lower, None), EpochReport(1, 32, 1.0, 1.0, 0.5, 1)).converged
+    assert not judge_epoch(lower, zeus_cost_bound(lower, None), EpochReport(1, 32, 1.0, 1.0, 0.51, 1)).stop_train
 
 
 def test_max_epochs_stops_without_convergence() -> None:
-    verdict = judge_epoch(RULE, None, EpochReport(1, 32, 1.0, 1.0, 0.1, 5))
+    verdict = judge_epoch(RULE, zeus_cost_bound(RULE, None), EpochReport(1, 32, 1.0, 1.0, 0.1, 5))
     assert (verdict.stop_train, verdict.converged, verdict.reason) == (True, False, "max_epochs")
     assert verdict.message == "Train failed to converge within max_epoch(5)"
 
 
 def test_cost_bound_is_beta_times_min_cost_inclusive() -> None:
     cost = 0.5 * 100.0 + 0.5 * 300.0 * 10.0
-    at_bound = judge_epoch(RULE, cost / 2.0, EpochReport(1, 32, 10.0, 100.0, 0.4, 1))
+    at_bound = judge_epoch(RULE, zeus_cost_bound(RULE, cost / 2.0), EpochReport(1, 32, 10.0, 100.0, 0.4, 1))
     assert not at_bound.stop_train
-    over = judge_epoch(RULE, cost / 2.0 - 1e-6, EpochReport(1, 32, 10.0, 100.0, 0.9, 1))
+    over = judge_epoch(RULE, zeus_cost_bound(RULE, cost / 2.0 - 1e-6), EpochReport(1, 32, 10.0, 100.0, 0.9, 1))
     assert (over.stop_train, over.converged, over.reason) == (True, False, "cost_bound")
     assert "Batch Size(32) exceeded the cost upper bound" in over.message
 
 
 def test_beta_none_disables_early_stop() -> None:
     rule = StopRule(0.5, None, 300.0, 0.5, True, 5)
-    assert not judge_epoch(rule, 1.0, EpochReport(1, 32, 10.0, 100.0, 0.4, 1)).stop_train
+    assert not judge_epoch(rule, zeus_cost_bound(rule, 1.0), EpochReport(1, 32, 10.0, 100.0, 0.4, 1)).stop_train
 
 
 def test_already_reported_answers_the_stored_flag_and_changes_nothing() -> None:

@@ -11,6 +11,8 @@ from application.simulator import (
     InProcessClient,
     Knobs,
     OptimizerClient,
+    PAIRED_DRAWS,
+    ZEUS_DRAWS,
     SimulationError,
     SimulationResult,
     TraceSimulator,
@@ -18,6 +20,7 @@ from application.simulator import (
 )
 from application.traces import Workload
 from domain.errors import DomainError
+from domain.spec import POLICIES, ZEUS
 from infrastructure.optimizer_http import HttpOptimizerClient, RemoteOptimizerError
 from infrastructure.settings import persistence_env
 from infrastructure.trace_data import (
@@ -54,8 +57,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     knobs.add_argument("--beta-knob", type=_beta, default=2.0, help="early-stop factor, or 'none' (default 2.0)")
     knobs.add_argument("--mab-seed", type=int, default=1, help="the job's bandit seed (default 1)")
     knobs.add_argument("--window-size", type=int, default=0)
+    knobs.add_argument("--policy", choices=POLICIES, default=ZEUS, help="the job's policy (default zeus)")
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=1, help="the simulator's own sampling seed (default 1)")
+    run.add_argument(
+        "--draws",
+        choices=(ZEUS_DRAWS, PAIRED_DRAWS),
+        default=ZEUS_DRAWS,
+        help="zeus: one generator for all draws, as Zeus's simulator (default); paired: the k-th run of "
+        "a batch size depends only on --seed, so two policies run with the same seed see the same runs",
+    )
     run.add_argument("--recurrences", type=int, help="default: 2 x batch sizes x power limits")
     run.add_argument("--url", help="drive a running server over HTTP instead of the in-process application")
     run.add_argument("--database-url", default="memory://", help="event store of the in-process application (default memory://)")
@@ -91,10 +102,10 @@ def _run(args: argparse.Namespace) -> SimulationResult:
     traces = Traces.load(train_path, power_path)
     trace = WorkloadTrace(traces, workload_from(args, traces))
     recurrences = args.recurrences or 2 * len(trace.batch_sizes) * len(trace.power_limits)
-    knobs = Knobs(args.eta_knob, args.beta_knob, args.mab_seed, args.window_size)
+    knobs = Knobs(args.eta_knob, args.beta_knob, args.mab_seed, args.window_size, args.policy)
     client, close = _client(args)
     try:
-        simulator = TraceSimulator(trace, client, knobs, seed=args.seed, gpu_model=args.gpu)
+        simulator = TraceSimulator(trace, client, knobs, seed=args.seed, gpu_model=args.gpu, draws=args.draws)
         return simulator.run(recurrences, progress=_progress if sys.stderr.isatty() else None)
     finally:
         close()
@@ -148,8 +159,8 @@ def _progress(done: int, total: int) -> None:
 
 def print_report(result: SimulationResult) -> None:
     spec = result.spec
-    print(f"job {result.job_id}: batch sizes {spec['batch_sizes']}, default {spec['default_batch_size']}, "
-          f"eta {spec['eta_knob']}, beta {spec['beta_knob']}, max_power {spec['max_power']} W")
+    print(f"job {result.job_id} ({spec['policy']} policy): batch sizes {spec['batch_sizes']}, default "
+          f"{spec['default_batch_size']}, eta {spec['eta_knob']}, beta {spec['beta_knob']}, max_power {spec['max_power']} W")
     print(f"{'rec':>4} {'bs':>6} {'pl':>4} {'epochs':>6} {'energy (J)':>14} {'time (s)':>11} "
           f"{'cost':>14} {'tries':>5} converged")
     for rec in result.recurrences:
@@ -165,6 +176,7 @@ def print_report(result: SimulationResult) -> None:
     if oracle is not None:
         print(f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
               f"{summary['regret']:.4g} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
+    print(f"regret in oracle recurrences (POLICY.md): {summary['regret_oracle_recurrences']:.3f}")
     baseline = summary["baseline"]
     print(f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
           f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "

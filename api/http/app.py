@@ -29,6 +29,7 @@ def build_optimizer(settings: Settings) -> BatchSizeOptimizer:
         lease_seconds=settings.trial_lease_seconds,
         conflict_lanes=conflict_lanes_for(settings),
         spec_limits=settings.spec_limits,
+        default_policy=settings.default_policy,
     )
 
 

@@ -5,7 +5,7 @@ also accepted where a string is expected (Zeus ran on pydantic v1, which did
 that). Unknown fields are ignored. NaN and infinities are rejected.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -54,6 +54,18 @@ class JobSpecFromClient(_Body):
     max_power: float = _bounded("max_power")
     number_of_gpus: int = _bounded("number_of_gpus")
     gpu_model: Annotated[str, StringConstraints(min_length=1, max_length=MAX_GPU_MODEL_LENGTH)]
+    # Never sent by Zeus's client: the server's default policy (BSO_DEFAULT_POLICY) then applies.
+    policy: Literal["zeus", "lsts"] | None = None
+    tau: float = DEFAULTS["tau"]
+    beta_explore: float = DEFAULTS["beta_explore"]
+    beta_bandit: float = DEFAULTS["beta_bandit"]
+    skip_up: bool = DEFAULTS["skip_up"]
+    keep_tol: float = DEFAULTS["keep_tol"]
+    n_min: int = DEFAULTS["n_min"]
+    n_min_tol: float = DEFAULTS["n_min_tol"]
+    s0: float = DEFAULTS["s0"]
+    nu0: float = DEFAULTS["nu0"]
+    fail_drop: int = DEFAULTS["fail_drop"]
 
 
 class TrialId(_Body):
