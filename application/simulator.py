@@ -147,6 +147,7 @@ class WorkloadTrace:
             (int(size), int(limit)): frame
             for (size, limit), frame in rows.groupby(["batch_size", "power_limit"], sort=False)
         }
+        self._epoch_costs: dict[tuple[int, float], dict[int, float]] = {}
 
     def size_rows(self, batch_size: int) -> pd.DataFrame:
         if batch_size not in self._by_size:
@@ -160,8 +161,21 @@ class WorkloadTrace:
         """One recorded run at these knobs, drawn as ``DataFrame.sample(n=1, random_state=rng)``."""
         return self._by_size_limit[(batch_size, power_limit)].sample(n=1, random_state=rng).iloc[0]
 
+    def run_count(self, batch_size: int, power_limit: int) -> int:
+        return len(self._by_size_limit[(batch_size, power_limit)])
+
+    def run_at(self, batch_size: int, power_limit: int, position: int) -> pd.Series:
+        """The recorded run at this position among those at these knobs."""
+        return self._by_size_limit[(batch_size, power_limit)].iloc[position]
+
     def epoch_cost_by_power_limit(self, batch_size: int, eta_knob: float) -> dict[int, float]:
         """Cost of one epoch at each power limit, highest limit first (the profiling order)."""
+        key = (batch_size, eta_knob)
+        if key not in self._epoch_costs:  # the traces never change: work it out once
+            self._epoch_costs[key] = self._epoch_cost_by_power_limit(batch_size, eta_knob)
+        return self._epoch_costs[key]
+
+    def _epoch_cost_by_power_limit(self, batch_size: int, eta_knob: float) -> dict[int, float]:
         rows = self.size_rows(batch_size)
         highest = rows.power_limit.max()
         means = rows.groupby(["power_limit"], as_index=False).mean(numeric_only=True)
@@ -242,7 +256,9 @@ class TraceSimulator:
             "policy": self.knobs.policy,
         }
 
-    def run(self, recurrences: int, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    def run(
+        self, recurrences: int, progress: Callable[[int, int], None] | None = None, summarise: bool = True
+    ) -> SimulationResult:
         spec = self.job_spec()
         job_id = self.client.register(spec)
         result = SimulationResult(job_id=job_id, spec=spec, workload=asdict(self.trace.workload))
@@ -255,7 +271,8 @@ class TraceSimulator:
             min_cost = min(min_cost, recurrence.cost)
             if progress is not None:
                 progress(number, recurrences)
-        result.summary = summarise(result, self.trace, self.knobs.eta_knob)
+        if summarise:
+            result.summary = summary_of(result, self.trace, self.knobs.eta_knob)
         return result
 
     def _recur(self, job_id: str, number: int, min_cost: float) -> list[Run]:
@@ -299,7 +316,7 @@ class TraceSimulator:
             return self.trace.sample_run(batch_size, power_limit, self.rng)
         key = (batch_size, power_limit)
         stream = self._paired.setdefault(key, np.random.default_rng([self.seed, batch_size, power_limit]))
-        return self.trace.sample_run(batch_size, power_limit, stream)
+        return self.trace.run_at(batch_size, power_limit, int(stream.integers(self.trace.run_count(batch_size, power_limit))))
 
     def _train(self, batch_size: int, power_limit: int, cost_bound: float, profile_power: bool) -> _Outcome:
         """Sample a recorded run and stop it where the trainer knows it would exceed the bound."""
@@ -352,7 +369,7 @@ def _summarise_recurrence(number: int, runs: list[Run]) -> Recurrence:
     )
 
 
-def summarise(result: SimulationResult, trace: WorkloadTrace, eta_knob: float) -> dict[str, Any]:
+def summary_of(result: SimulationResult, trace: WorkloadTrace, eta_knob: float) -> dict[str, Any]:
     """Cumulative cost, regret against the oracle, savings against the default, settling point."""
     count = len(result.recurrences)
     energy = sum(run.energy for run in result.runs)
