@@ -39,6 +39,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         mab_prior_precision=draw(st.sampled_from([0.0, 0.5])),
         max_epochs=draw(st.integers(1, 4)),
         mab_seed=draw(st.integers(0, 2**32)),
+        policy=draw(st.sampled_from(["zeus", "lsts"])),
     )
 
 
