@@ -10,9 +10,21 @@ from domain.errors import InvalidSpecError
 from domain.spec import KNOBS, knob_overrides
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "yes", "y", "1"):
+        return True
+    if text.lower() in ("false", "no", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
+
+
+def _parser(kind: type) -> Callable[[str], Any]:
+    return _boolean if kind is bool else kind
+
+
 def _optional(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        return None if text.lower() == "none" else kind(text)
+        return None if text.lower() == "none" else _parser(kind)(text)
 
     return parse
 
@@ -28,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     for knob in KNOBS:
         flag = "--" + knob.name.replace("_", "-")
         if knob.null_means is None:
-            parser.add_argument(flag, type=knob.type, help=knob.help)
+            parser.add_argument(flag, type=_parser(knob.type), help=knob.help)
         else:  # "none" is a value of its own: absent and "none" must stay apart
             help_text = f"{knob.help}; 'none': {knob.null_means}"
             parser.add_argument(flag, type=_optional(knob.type), default=argparse.SUPPRESS, help=help_text)
