@@ -1,6 +1,7 @@
 """``bso simulate``: replay a recurring job of the Zeus traces through the optimizer."""
 
 import argparse
+import importlib.util
 import json
 import sys
 from dataclasses import replace
@@ -16,6 +17,7 @@ from application.simulator import (
     TraceSimulator,
     WorkloadTrace,
 )
+from api.version import DISTRIBUTION
 from application.traces import Workload
 from domain.errors import DomainError
 from infrastructure.optimizer_http import HttpOptimizerClient, RemoteOptimizerError
@@ -28,6 +30,8 @@ from infrastructure.trace_data import (
     shipped_power_trace,
     shipped_train_trace,
 )
+
+PLOT_EXTRA_HINT = f"python -m pip install '{DISTRIBUTION}[plot]' (or, in a clone, python -m pip install -e '.[plot]')"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -71,6 +75,10 @@ def _beta(text: str) -> float | None:
 
 
 def simulate(args: argparse.Namespace) -> int:
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        # Checked before the simulation so that a missing extra costs nothing.
+        print(f"bso simulate: --plot needs matplotlib: {PLOT_EXTRA_HINT}", file=sys.stderr)
+        return 2
     try:
         result = _run(args)
     except (SimulationError, TraceError, RemoteOptimizerError, DomainError) as error:
@@ -172,14 +180,11 @@ def print_report(result: SimulationResult) -> None:
 
 
 def write_plot(result: SimulationResult, path: Path) -> int:
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("bso simulate: --plot needs matplotlib: python -m pip install 'bso[plot]'", file=sys.stderr)
-        return 1
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     numbers = [rec.number for rec in result.recurrences]
     figure, (cost_axis, size_axis) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
     cost_axis.plot(numbers, [rec.cost for rec in result.recurrences], marker=".", linewidth=0.8)

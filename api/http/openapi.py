@@ -4,7 +4,6 @@ Request and response bodies come from the pydantic models the routes validate
 with, so the document cannot drift from what the server accepts.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,6 +13,7 @@ from starlette.routing import Route
 
 from api.http.audit_routes import ReanalysisKnobs
 from api.http.schemas import ErrorMessage, JobSpecFromClient, ReportResponse, TrainingResult, TrialId
+from api.version import package_version
 
 _MODELS: list[type[BaseModel]] = [
     JobSpecFromClient,
@@ -211,17 +211,10 @@ def build_document() -> dict[str, Any]:
         schemas[model.__name__] = schema
     return {
         "openapi": "3.1.0",
-        "info": {"title": "bso: event-sourced batch size optimizer", "version": _package_version()},
+        "info": {"title": "bso: event-sourced batch size optimizer", "version": package_version()},
         "paths": _paths(),
         "components": {"schemas": schemas},
     }
-
-
-def _package_version() -> str:
-    try:
-        return version("bso")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 _DOCUMENT = build_document()
