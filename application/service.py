@@ -10,6 +10,7 @@ import secrets
 import threading
 from contextlib import nullcontext
 from datetime import datetime, timezone
+from time import perf_counter
 from typing import Any, Callable, ContextManager, Mapping
 from uuid import UUID, uuid4
 
@@ -17,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from application.idempotency import IdempotentResponse, RequestKey
+from application.observation import EventsSaved, Observer, ignore
 from application.retry import ConflictLanes, ConflictStats, RetryPolicy, run_with_retries
 from domain.errors import SpecMismatchError, UnknownJobError
 from domain.job import Job
@@ -61,13 +63,15 @@ class BatchSizeOptimizer(Application):
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         retry_policy: RetryPolicy | None = None,
         conflict_lanes: ConflictLanes | None = None,
+        observer: Observer = ignore,
     ) -> None:
         super().__init__(env)
+        self.observer = observer
         self.conflict_lanes = conflict_lanes
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.retry_policy = retry_policy or RetryPolicy()
-        self.conflict_stats = ConflictStats()
+        self.conflict_stats = ConflictStats(observer)
         self._job_locks = _JobLocks()
         # Job id -> its Job aggregate's UUID as last resolved: spares reading the
         # JobName stream on every command (a hint, checked on each use).
@@ -178,6 +182,13 @@ class BatchSizeOptimizer(Application):
             self.save(name, job, *remember(None))
 
         self._run(job_id, command, request)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Save as eventsourcing does, then tell the observer what was committed and how fast."""
+        started = perf_counter()
+        recordings = super().save(*objs, **kwargs)
+        self.observer(EventsSaved([recording.domain_event for recording in recordings], perf_counter() - started))
+        return recordings
 
     def _save_changes(self, *aggregates: Aggregate) -> None:
         """Save, unless nothing changed (an answer from state alone needs no write transaction)."""

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from api.http import metrics
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body, validate
 from api.http.schemas import JobSpecFromClient
@@ -144,7 +145,9 @@ async def run_reanalysis(request: Request) -> Response:
     except AuditNotFoundError as error:
         raise NotFoundError(str(error)) from None
     overrides = checked_overrides(events[0].spec, knobs)
-    return await _answer(lambda: reanalyze(events, overrides, knobs.resample_seed))
+    answer = await _answer(lambda: reanalyze(events, overrides, knobs.resample_seed))
+    metrics.REANALYSES.inc()
+    return answer
 
 
 def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str = "GET") -> Route:

@@ -186,7 +186,7 @@ def _paths() -> dict[str, Any]:
         },
         "/metrics": {
             "get": {
-                "summary": "Conflict counters of this worker (Prometheus text)",
+                "summary": "The metrics of every worker of this server (Prometheus text)",
                 "responses": {"200": {"description": "text/plain; version=0.0.4"}, **_errors(401)},
             }
         },
