@@ -17,6 +17,7 @@ from application.simulator import (
     TraceSimulator,
     WorkloadTrace,
 )
+from api.cli.shared import add_progress_flag, progress_for
 from api.version import DISTRIBUTION
 from application.traces import Workload
 from domain.errors import DomainError
@@ -65,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--database-url", default="memory://", help="event store of the in-process application (default memory://)")
     run.add_argument("--json", action="store_true", help="print everything as one JSON document")
     run.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of cost and batch size per recurrence")
+    add_progress_flag(run)
     parser.set_defaults(handler=simulate)
 
 
@@ -103,7 +105,7 @@ def _run(args: argparse.Namespace) -> SimulationResult:
     client, close = _client(args)
     try:
         simulator = TraceSimulator(trace, client, knobs, seed=args.seed, gpu_model=args.gpu)
-        return simulator.run(recurrences, progress=_progress if sys.stderr.isatty() else None)
+        return simulator.run(recurrences, progress=progress_for(args, "simulate", unit="recurrence"))
     finally:
         close()
 
@@ -147,11 +149,6 @@ def _client(args: argparse.Namespace) -> tuple[OptimizerClient, Any]:
 
     optimizer = BatchSizeOptimizer(env=persistence_env(args.database_url))
     return InProcessClient(optimizer), optimizer.close
-
-
-def _progress(done: int, total: int) -> None:
-    end = "\n" if done == total else ""
-    print(f"\rrecurrence {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
 def print_report(result: SimulationResult) -> None:
