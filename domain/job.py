@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.bandit import Arm, choose_arm, fit_arm
+from domain.bandit import Arm, choose_arm, current_arm_record, fit_arm
 from domain.errors import BadOperationError, DomainError, UnknownTrialError
 from domain.pruning import (
     AwaitExploration,
@@ -126,9 +126,16 @@ class Job(Aggregate):
         TOPIC = "bso.Job.Created"
 
     class StageAdvancedToMAB(Aggregate.Event):
+        """Version 2 records an infinite precision as null with a flag, not as "inf"."""
+
         TOPIC = "bso.Job.StageAdvancedToMAB"
+        class_version = 2
         survivors: list[int]
         arms: list[dict[str, Any]]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["arms"] = [current_arm_record(arm) for arm in state["arms"]]
 
         def apply(self, job: "Job") -> None:
             job.stage = MAB
@@ -167,7 +174,10 @@ class Job(Aggregate):
             job.open_trials[str(self.number)] = self.timestamp.timestamp()
 
     class TrialReported(Aggregate.Event):
+        """Version 2 records an infinite precision as null with a flag, not as "inf"."""
+
         TOPIC = "bso.Job.TrialReported"
+        class_version = 2
         number: int
         batch_size: int
         epoch: int
@@ -180,6 +190,11 @@ class Job(Aggregate):
         message: str
         min_cost_lowered: bool
         arm: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            if state["arm"] is not None:
+                state["arm"] = current_arm_record(state["arm"])
 
         def apply(self, job: "Job") -> None:
             job.trial_statuses[self.number - 1] = SUCCEEDED
