@@ -73,14 +73,19 @@ def state_view(job: Job) -> dict[str, Any]:
                 "failed": statuses[FAILED],
             },
             "pruning": {
-                "round": progress.round_number,
-                "num_rounds": job.spec["num_pruning_rounds"],
+                **pruning_rounds(progress.round_number, job.spec["num_pruning_rounds"]),
                 "survivors": progress.candidates,
                 "default_batch_size": progress.default_batch_size,
             },
             "arms": [arm.to_record() for arm in job.arm_list()],
         }
     )
+
+
+def pruning_rounds(rounds_done: int, num_rounds: int) -> dict[str, Any]:
+    """Rounds counted from 1, as people count: ``round`` is the one in progress (None when done)."""
+    done = rounds_done >= num_rounds
+    return {"round": None if done else rounds_done + 1, "num_rounds": num_rounds, "rounds_done": rounds_done, "done": done}
 
 
 def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, Any]:
@@ -119,7 +124,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 "stop_reason": None,
                 "dispatched_at": event.timestamp,
                 "finished_at": None,
-                "why": {**event.reason, "generator_state_after": event.generator_state},
+                "why": {**_counted_from_one(event.reason), "generator_state_after": event.generator_state},
                 "epochs": [],
                 "outcome": None,
             }
@@ -157,6 +162,11 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 outcome={"last_heard_at": event.last_heard_at, "lease_seconds": event.lease_seconds},
             )
     return trials
+
+
+def _counted_from_one(reason: dict[str, Any]) -> dict[str, Any]:
+    """A dispatch reason with its pruning round counted from 1 (events count from 0)."""
+    return {**reason, "round": reason["round"] + 1} if "round" in reason else dict(reason)
 
 
 def parse_instant(text: str) -> datetime:

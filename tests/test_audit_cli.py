@@ -84,7 +84,7 @@ def test_export_then_import_into_another_database_then_reanalyse(
     code, out, _ = run(capsys, "reanalyze", "test-cli", "--json", "--database-url", target)
     assert code == 0 and json.loads(out)["summary"]["decision_changes"] == 0
     code, out, _ = run(capsys, "reanalyze", "test-cli", "--eta-knob", "0.9", "--beta-knob", "none", "--database-url", target)
-    assert code == 0 and "eta_knob 0.5 -> 0.9" in out and "beta_knob 2.0 -> None" in out and "counterfactual" in out
+    assert code == 0 and "eta_knob 0.5 -> 0.9" in out and "beta_knob 2.0 -> off" in out and "counterfactual" in out
 
 
 def test_errors_are_messages_with_exit_codes(database: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,10 +4,11 @@ import argparse
 import contextlib
 import json
 import sys
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
+from api.cli.terminal import cell, print_table  # noqa: F401  (subcommands print tables through here)
 from application.archive import ArchiveError
 from application.audit import AuditNotFoundError, JobAudit
 from application.service import BatchSizeOptimizer
@@ -101,23 +102,11 @@ def progress_for(args: argparse.Namespace, label: str, unit: str = "event") -> T
     return TerminalProgress(label, unit) if wanted else None
 
 
+def add_wide_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide", action="store_true", help="every column in full (default: cut to the terminal's width)"
+    )
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
-
-
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [[cell(row.get(column)) for column in columns] for row in rows]
-    widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
-    print("  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip())
-    for line in cells:
-        print("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
-
-
-def cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)

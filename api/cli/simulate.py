@@ -1,10 +1,9 @@
 """``bso simulate``: replay a recurring job of the Zeus traces through the optimizer."""
 
 import argparse
-import importlib.util
 import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ from application.simulator import (
     TraceSimulator,
     WorkloadTrace,
 )
-from api.cli.shared import add_progress_flag, progress_for
+from api.cli.shared import add_progress_flag, add_wide_flag, print_table, progress_for
+from api.cli.terminal import duration, energy, knob
 from api.version import DISTRIBUTION
 from application.traces import Workload
 from domain.errors import DomainError
@@ -67,6 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true", help="print everything as one JSON document")
     run.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of cost and batch size per recurrence")
     add_progress_flag(run)
+    add_wide_flag(run)
     parser.set_defaults(handler=simulate)
 
 
@@ -77,8 +78,7 @@ def _beta(text: str) -> float | None:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        # Checked before the simulation so that a missing extra costs nothing.
+    if args.plot is not None and not _matplotlib_importable():
         print(f"bso simulate: --plot needs matplotlib: {PLOT_EXTRA_HINT}", file=sys.stderr)
         return 2
     try:
@@ -89,10 +89,19 @@ def simulate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print_report(result)
+        print_report(result, args.wide)
     if args.plot is not None:
         return write_plot(result, args.plot)
     return 0
+
+
+def _matplotlib_importable() -> bool:
+    """Checked before the simulation, so that a missing extra costs nothing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _run(args: argparse.Namespace) -> SimulationResult:
@@ -151,25 +160,23 @@ def _client(args: argparse.Namespace) -> tuple[OptimizerClient, Any]:
     return InProcessClient(optimizer), optimizer.close
 
 
-def print_report(result: SimulationResult) -> None:
+def print_report(result: SimulationResult, wide: bool = False) -> None:
     spec = result.spec
     print(f"job {result.job_id}: batch sizes {spec['batch_sizes']}, default {spec['default_batch_size']}, "
-          f"eta {spec['eta_knob']}, beta {spec['beta_knob']}, max_power {spec['max_power']} W")
-    print(f"{'rec':>4} {'bs':>6} {'pl':>4} {'epochs':>6} {'energy (J)':>14} {'time (s)':>11} "
-          f"{'cost':>14} {'tries':>5} converged")
-    for rec in result.recurrences:
-        print(f"{rec.number:>4} {rec.batch_size:>6} {rec.power_limit:>4} {rec.epochs:>6g} {rec.energy:>14.1f} "
-              f"{rec.time:>11.1f} {rec.cost:>14.1f} {rec.tries:>5} {rec.converged}")
+          f"eta {spec['eta_knob']}, beta {knob(spec['beta_knob'])}, max_power {spec['max_power']} W")
+    rows = [{**asdict(rec), "rec": rec.number, "bs": rec.batch_size, "pl": f"{rec.power_limit} W"} for rec in result.recurrences]
+    columns = ["rec", "bs", "pl", "epochs", "energy", "time", "cost", "tries", "converged"]
+    print_table(rows, columns, {"energy": energy, "time": duration, "cost": energy}, wide)
     summary = result.summary
     print(f"runs: {summary['runs']} over {summary['recurrences']} recurrences; "
           f"final batch size {summary['final_batch_size']}, settled after recurrence "
           f"{summary['settled_after_recurrence']}")
-    print(f"cumulative cost {summary['cumulative_cost']:.4g}, energy {summary['cumulative_energy']:.4g} J, "
-          f"time {summary['cumulative_time']:.4g} s")
+    print(f"cumulative cost {energy(summary['cumulative_cost'])}, energy {energy(summary['cumulative_energy'])}, "
+          f"time {duration(summary['cumulative_time'])}")
     oracle = summary["oracle"]
     if oracle is not None:
         print(f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
-              f"{summary['regret']:.4g} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
+              f"{energy(summary['regret'])} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
     baseline = summary["baseline"]
     print(f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
           f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
