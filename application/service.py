@@ -157,17 +157,22 @@ class BatchSizeOptimizer(Application):
 
     def end_trial(
         self, job_id: str, trial_number: int, batch_size: int, request: RequestKey | None = None
-    ) -> None:
-        """The trainer is done with this trial; if it never reported a result it is Failed."""
+    ) -> str | None:
+        """The trainer is done with this trial; if it never reported a result it is Failed.
 
-        def command(remember: Remember) -> None:
+        Returns the trial's status afterwards (None from an answer stored before statuses were).
+        """
+
+        def command(remember: Remember) -> str:
             job = self.live_job(job_id)
             now = self.clock()
             job.expire_stale_trials(now, self.lease_seconds)
             job.end_trial(trial_number, batch_size, now)
-            self._save_changes(job, *remember(None))
+            status = job.trial_status(trial_number)
+            self._save_changes(job, *remember(status))
+            return status
 
-        self._run(job_id, command, request)
+        return self._run(job_id, command, request)
 
     def delete_job(self, job_id: str, request: RequestKey | None = None) -> None:
         """Hide the job from trainers; its history stays readable."""

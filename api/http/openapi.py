@@ -89,7 +89,7 @@ def _paths() -> dict[str, Any]:
             "delete": {
                 "summary": "Delete a job; its history stays readable (Zeus)",
                 "parameters": [_JOB_ID_QUERY],
-                "responses": {"200": _ok("deleted"), **_errors(401, 404, 422)},
+                "responses": {"200": _ok('{"job_id", "deleted": true}', _JSON_OBJECT), **_errors(401, 404, 422)},
             },
         },
         "/jobs/batch_size": {
@@ -113,7 +113,10 @@ def _paths() -> dict[str, Any]:
             "patch": {
                 "summary": "End a trial; a running one becomes Failed (Zeus)",
                 "requestBody": _body(TrialId),
-                "responses": {"200": _ok("ended"), **_errors(401, 404, 413, 422)},
+                "responses": {
+                    "200": _ok('the trial id and its "status" afterwards: Failed, or Succeeded if it had reported', _JSON_OBJECT),
+                    **_errors(401, 404, 413, 422),
+                },
             },
         },
         "/v1/jobs": {
