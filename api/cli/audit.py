@@ -23,7 +23,7 @@ from api.cli.shared import (
     print_table,
     progress_for,
 )
-from api.cli.terminal import duration, energy, instant, knob
+from api.cli.terminal import clipped, duration, energy, instant, knob
 from application.archive import ArchiveError, export_lines, import_lines
 from application.audit import JobAudit, parse_instant, state_view
 
@@ -82,7 +82,8 @@ def _command(
 def print_state(state: dict[str, Any], wide: bool = False) -> None:
     spec = state["spec"]
     facts = [
-        ("job", f"{state['job_id']} ({state['job_uuid']})" + ("  DELETED" if state["deleted"] else "")),
+        ("job", state["job_id"] + ("  DELETED" if state["deleted"] else "")),
+        ("uuid", state["job_uuid"]),
         ("version", state["version"]),
         ("registered", instant(state["registered_at"])),
         ("stage", state["stage"]),
@@ -96,7 +97,7 @@ def print_state(state: dict[str, Any], wide: bool = False) -> None:
         ("knobs", ", ".join(f"{key} {knob(spec[key])}" for key in ("eta_knob", "beta_knob", "window_size"))),
     ]
     for label, value in facts:
-        print(f"{label:>11}: {value}")
+        print(clipped(f"{label:>11}: {value}", wide))
     if state["arms"]:
         print()
         arms = [{**arm, "precision": "inf" if arm["precision_infinite"] else arm["precision"]} for arm in state["arms"]]

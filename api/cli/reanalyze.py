@@ -18,7 +18,7 @@ from api.cli.shared import (
     print_table,
     progress_for,
 )
-from api.cli.terminal import duration, energy, knob
+from api.cli.terminal import duration, energy, knob, wrapped
 from api.http.errors import RequestError
 from application.reanalysis import reanalyze
 
@@ -87,10 +87,10 @@ SHOWN_TRIALS = 20
 
 
 def print_report(report: dict[str, Any], limit: int = SHOWN_TRIALS, wide: bool = False) -> None:
-    print(f"job {report['job_id']} ({report['job_uuid']})")
+    print(wrapped(f"job {report['job_id']} ({report['job_uuid']})", wide))
     knobs = report["knobs"]
     changed = {k: (knobs["actual"][k], v) for k, v in knobs["counterfactual"].items() if knobs["actual"][k] != v}
-    print("knobs: " + (", ".join(f"{k} {knob(a)} -> {knob(c)}" for k, (a, c) in changed.items()) or "as recorded"))
+    print(wrapped("knobs: " + (", ".join(f"{k} {knob(a)} -> {knob(c)}" for k, (a, c) in changed.items()) or "as recorded"), wide))
     if report["halted"]:
         print(f"counterfactual halted: {report['halted']}")
     print()
@@ -123,11 +123,12 @@ def print_report(report: dict[str, Any], limit: int = SHOWN_TRIALS, wide: bool =
     )
     counterfactual = summary["counterfactual"]
     if not counterfactual["complete"]:
-        print(
+        print(wrapped(
             "counterfactual totals are lower bounds: unknown beyond the recorded epochs "
             f"{trial_numbers(counterfactual['unknown_trials'])}, no data {trial_numbers(counterfactual['no_data_trials'])}, "
-            f"not simulated {trial_numbers(counterfactual['not_simulated_trials'])}"
-        )
+            f"not simulated {trial_numbers(counterfactual['not_simulated_trials'])}",
+            wide,
+        ))
     print(f"batch size changes: {summary['batch_size_changes']}, decision changes: {summary['decision_changes']}")
 
 

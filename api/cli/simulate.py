@@ -5,7 +5,7 @@ import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from application.simulator import (
     InProcessClient,
@@ -17,7 +17,7 @@ from application.simulator import (
     WorkloadTrace,
 )
 from api.cli.shared import add_progress_flag, add_wide_flag, print_table, progress_for
-from api.cli.terminal import duration, energy, knob
+from api.cli.terminal import duration, energy, knob, wrapped
 from api.version import DISTRIBUTION
 from application.traces import Workload
 from domain.errors import DomainError
@@ -162,25 +162,30 @@ def _client(args: argparse.Namespace) -> tuple[OptimizerClient, Any]:
 
 def print_report(result: SimulationResult, wide: bool = False) -> None:
     spec = result.spec
-    print(f"job {result.job_id}: batch sizes {spec['batch_sizes']}, default {spec['default_batch_size']}, "
-          f"eta {spec['eta_knob']}, beta {knob(spec['beta_knob'])}, max_power {spec['max_power']} W")
+    print(wrapped(f"job {result.job_id}: batch sizes {spec['batch_sizes']}, default {spec['default_batch_size']}, "
+                  f"eta {spec['eta_knob']}, beta {knob(spec['beta_knob'])}, max_power {spec['max_power']} W", wide))
     rows = [{**asdict(rec), "rec": rec.number, "bs": rec.batch_size, "pl": f"{rec.power_limit} W"} for rec in result.recurrences]
     columns = ["rec", "bs", "pl", "epochs", "energy", "time", "cost", "tries", "converged"]
     print_table(rows, columns, {"energy": energy, "time": duration, "cost": energy}, wide)
     summary = result.summary
-    print(f"runs: {summary['runs']} over {summary['recurrences']} recurrences; "
-          f"final batch size {summary['final_batch_size']}, settled after recurrence "
-          f"{summary['settled_after_recurrence']}")
-    print(f"cumulative cost {energy(summary['cumulative_cost'])}, energy {energy(summary['cumulative_energy'])}, "
-          f"time {duration(summary['cumulative_time'])}")
+    for line in _summary_lines(summary):
+        print(wrapped(line, wide))
+
+
+def _summary_lines(summary: dict[str, Any]) -> Iterator[str]:
+    yield (f"runs: {summary['runs']} over {summary['recurrences']} recurrences; "
+           f"final batch size {summary['final_batch_size']}, settled after recurrence "
+           f"{summary['settled_after_recurrence']}")
+    yield (f"cumulative cost {energy(summary['cumulative_cost'])}, energy {energy(summary['cumulative_energy'])}, "
+           f"time {duration(summary['cumulative_time'])}")
     oracle = summary["oracle"]
     if oracle is not None:
-        print(f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
-              f"{energy(summary['regret'])} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
+        yield (f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
+               f"{energy(summary['regret'])} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
     baseline = summary["baseline"]
-    print(f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
-          f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
-          f"cost saved {summary['cost_saved_fraction']:.1%}")
+    yield (f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
+           f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
+           f"cost saved {summary['cost_saved_fraction']:.1%}")
 
 
 def write_plot(result: SimulationResult, path: Path) -> int:

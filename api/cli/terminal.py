@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,27 +24,48 @@ def terminal_width() -> int | None:
     return None
 
 
-def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None) -> list[str]:
-    """Left-aligned columns; when wider than ``width``, the widest columns are cut with an ellipsis."""
+def table_lines(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None, firm: Sequence[bool] = ()
+) -> list[str]:
+    """Left-aligned columns; when wider than ``width``, the widest columns are cut with an ellipsis.
+
+    Columns marked ``firm`` (numbers with units, times) are cut only once the others are as
+    narrow as they go: free text loses its tail more gracefully.
+    """
     widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
     if width is not None:
-        widths = _narrowed(widths, width - len(_GAP) * (len(headers) - 1))
+        room = width - len(_GAP) * (len(headers) - 1)
+        firm = list(firm) or [False] * len(headers)
+        widths = _narrowed(widths, room, [not is_firm for is_firm in firm])
+        widths = _narrowed(widths, room, [True] * len(headers))
     return [
         _GAP.join(_fit(text, column_width) for text, column_width in zip(line, widths)).rstrip()
         for line in [list(headers), *rows]
     ]
 
 
-def _narrowed(widths: list[int], room: int) -> list[int]:
+def _narrowed(widths: list[int], room: int, cuttable: Sequence[bool]) -> list[int]:
     floors = [min(width, _NARROWEST) for width in widths]
     widths = list(widths)
     while sum(widths) > room:
-        cuttable = [i for i, width in enumerate(widths) if width > floors[i]]
-        if not cuttable:
-            break  # as narrow as it gets: the terminal wraps the rest
-        widest = max(cuttable, key=lambda i: widths[i])
+        candidates = [i for i, width in enumerate(widths) if cuttable[i] and width > floors[i]]
+        if not candidates:
+            break  # as narrow as these go
+        widest = max(candidates, key=lambda i: widths[i])
         widths[widest] -= 1
     return widths
+
+
+def clipped(line: str, wide: bool = False) -> str:
+    """One line cut to the terminal's width (unless ``wide``)."""
+    width = None if wide else terminal_width()
+    return line if width is None else _fit(line, width).rstrip()
+
+
+def wrapped(text: str, wide: bool = False) -> str:
+    """Prose wrapped at the terminal's width (unless ``wide``)."""
+    width = None if wide else terminal_width()
+    return text if width is None else textwrap.fill(text, width, break_on_hyphens=False)
 
 
 def _fit(text: str, width: int) -> str:
@@ -123,5 +145,6 @@ def print_table(
         [cell(row.get(column)) if row.get(column) is None else formats.get(column, cell)(row.get(column)) for column in columns]
         for row in rows
     ]
-    for line in table_lines(columns, cells, None if wide else terminal_width()):
+    firm = [column in formats for column in columns]
+    for line in table_lines(columns, cells, None if wide else terminal_width(), firm):
         print(line)
