@@ -15,6 +15,12 @@ from infrastructure.schema import check_schema, create_schema, redacted
 from infrastructure.settings import Settings, SettingsError
 
 
+# How long uvicorn lets a worker take to answer its health check. Its default (5 s) is
+# shorter than a worker's imports take on a busy machine; the worker was then killed
+# and restarted over and over, and the server never became ready.
+WORKER_STARTUP_SECONDS = 60
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("serve", help="run the HTTP server (Zeus-compatible routes)")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1, env BSO_HOST)")
@@ -91,6 +97,7 @@ def serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=args.workers,
             log_level=settings.log_level,
+            timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
         )
     return 0
 
