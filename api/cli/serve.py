@@ -6,8 +6,12 @@ import logging
 import logging.config
 import os
 import shutil
+import sqlite3
 import tempfile
 from typing import Iterator
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
 
 from api.cli.shared import add_database_flag, settings_from
 from application.service import BatchSizeOptimizer
@@ -74,7 +78,11 @@ def serve(args: argparse.Namespace) -> int:
     settings.check_exposure()
     if args.workers > 1 and settings.database_url.startswith("memory:"):
         raise SettingsError("memory:// keeps events inside one process: use --workers 1 or a database URL")
-    prepare_event_store(settings)
+    try:
+        prepare_event_store(settings)
+    except (psycopg.OperationalError, sqlite3.OperationalError, PersistenceError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SettingsError(f"cannot open the event store {redacted(settings.database_url)}: {first_line}") from None
     # Workers build their settings from the environment: hand ours down, with schema
     # creation off (it happened above, once, before any worker started).
     os.environ.update(
