@@ -23,6 +23,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from application.catalog import REGISTERED_TOPIC, JobCatalog
 from application.service import BatchSizeOptimizer
+from domain.bandit import current_arm_record
 from domain.enums import StopReason, TrialStatus
 from domain.job import Job
 from domain.pruning import pruning_progress
@@ -80,8 +81,7 @@ def state_view(job: Job) -> dict[str, Any]:
                 "failed": statuses[TrialStatus.FAILED],
             },
             "pruning": {
-                "round": progress.round_number,
-                "num_rounds": job.spec.num_pruning_rounds,
+                **pruning_rounds(progress.round_number, job.spec.num_pruning_rounds),
                 "survivors": progress.candidates,
                 "default_batch_size": progress.default_batch_size,
             }
@@ -91,6 +91,12 @@ def state_view(job: Job) -> dict[str, Any]:
             "lsts": job.lsts,  # LSTS's own state (walk, observations, arms); None for Zeus jobs
         }
     )
+
+
+def pruning_rounds(rounds_done: int, num_rounds: int) -> dict[str, Any]:
+    """Rounds counted from 1, as people count: ``round`` is the one in progress (None when done)."""
+    done = rounds_done >= num_rounds
+    return {"round": None if done else rounds_done + 1, "num_rounds": num_rounds, "rounds_done": rounds_done, "done": done}
 
 
 def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, Any]:
@@ -127,9 +133,14 @@ class _BanditMemory:
             self.arms[event.batch_size] = event.arm
 
     def why(self, event: Job.TrialDispatched) -> dict[str, Any]:
-        why = {**event.reason, "generator_state_after": event.generator_state}
+        why = {**_counted_from_one(event.reason), "generator_state_after": event.generator_state}
         if event.generator_state is not None:
-            why.setdefault("arms", [self.arms[size] for size in sorted(self.arms)])
+            recorded = why.get("arms")
+            why["arms"] = (
+                [current_arm_record(arm) for arm in recorded]
+                if recorded is not None
+                else [self.arms[size] for size in sorted(self.arms)]
+            )
             why.setdefault("generator_state_before", self.generator_state)
             self.generator_state = event.generator_state
         return why
@@ -199,6 +210,11 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
         elif isinstance(event, Job.PolicyObserved):
             trials[event.number]["observation"] = event.observation
     return trials
+
+
+def _counted_from_one(reason: dict[str, Any]) -> dict[str, Any]:
+    """A dispatch reason with its pruning round counted from 1 (events count from 0)."""
+    return {**reason, "round": reason["round"] + 1} if "round" in reason else dict(reason)
 
 
 def parse_instant(text: str) -> datetime:

@@ -7,6 +7,9 @@ since its last read: a listing costs one indexed range query over the new
 events, not a scan of the whole history. Both stores assign notification ids in
 commit order (PostgreSQL under a table lock, SQLite by its single writer), so
 nothing committed below the last position read can appear later.
+
+It follows stage changes and deletions the same way, so ``/metrics`` can count
+jobs by stage from the log without loading a single job.
 """
 
 import bisect
@@ -16,12 +19,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from domain.enums import Stage
 from domain.job import Job
+from domain.spec import LSTS
 
 if TYPE_CHECKING:
     from application.service import BatchSizeOptimizer
 
 REGISTERED_TOPIC = Job.Registered.TOPIC
+# Besides registrations, the catalog follows what moves a job between stages.
+_FOLLOWED_TOPICS = [REGISTERED_TOPIC, Job.StageAdvancedToMAB.TOPIC, Job.PolicyObserved.TOPIC, Job.Deleted.TOPIC]
+DELETED = "deleted"
 _PAGE = 1000
 
 
@@ -38,6 +46,7 @@ class JobCatalog:
         self._app = app
         self._entries: list[CatalogEntry] = []
         self._positions: list[int] = []
+        self._stages: dict[UUID, str] = {}  # a Stage, or DELETED
         self._read_up_to = 0
         self._lock = threading.Lock()
 
@@ -57,6 +66,15 @@ class JobCatalog:
                     matches.append(entry)
             return matches, False
 
+    def count_by_stage(self) -> dict[str, int]:
+        """How many jobs are in each stage now (deleted jobs counted apart)."""
+        self._catch_up()
+        with self._lock:
+            counts = dict.fromkeys([*Stage, DELETED], 0)
+            for stage in self._stages.values():
+                counts[stage] += 1
+            return counts
+
     def _catch_up(self) -> None:
         with self._lock:
             recorder = self._app.recorder
@@ -66,17 +84,24 @@ class JobCatalog:
                     self._read_up_to,
                     _PAGE,
                     stop=newest,
-                    topics=[REGISTERED_TOPIC],
+                    topics=_FOLLOWED_TOPICS,
                     inclusive_of_start=False,
                 )
                 for notification in notifications:
-                    event = self._app.mapper.to_domain_event(notification)
-                    assert isinstance(event, Job.Registered)
-                    self._entries.append(
-                        CatalogEntry(notification.id, event.job_id, event.originator_id, event.timestamp)
-                    )
-                    self._positions.append(notification.id)
+                    self._follow(notification.id, self._app.mapper.to_domain_event(notification))
                 if len(notifications) < _PAGE:
                     self._read_up_to = newest
                 else:
                     self._read_up_to = notifications[-1].id
+
+    def _follow(self, position: int, event: object) -> None:
+        if isinstance(event, Job.Registered):
+            self._entries.append(CatalogEntry(position, event.job_id, event.originator_id, event.timestamp))
+            self._positions.append(position)
+            self._stages[event.originator_id] = Stage.LOCAL_SEARCH if event.spec.policy == LSTS else Stage.PRUNING
+        elif isinstance(event, Job.StageAdvancedToMAB):
+            self._stages[event.originator_id] = Stage.BANDIT
+        elif isinstance(event, Job.PolicyObserved) and event.observation.get("enter_bandit"):
+            self._stages[event.originator_id] = Stage.BANDIT
+        elif isinstance(event, Job.Deleted):
+            self._stages[event.originator_id] = DELETED

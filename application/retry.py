@@ -9,6 +9,8 @@ from typing import Callable, ContextManager, Protocol, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
+from application.observation import CommandFinished, Observer, ignore
+
 T = TypeVar("T")
 
 
@@ -26,8 +28,9 @@ class ConcurrencyConflictError(Exception):
 
 @dataclass
 class ConflictStats:
-    """Counters for operators and benchmarks (process-wide)."""
+    """Counters for tests and benchmarks (process-wide); each record is also passed to ``observer``."""
 
+    observer: Observer = ignore
     commands: int = 0
     conflicts: int = 0
     max_retries: int = 0
@@ -40,6 +43,7 @@ class ConflictStats:
             self.conflicts += retries
             self.max_retries = max(self.max_retries, retries)
             self.exhausted += int(exhausted)
+        self.observer(CommandFinished(retries, gave_up=exhausted))
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:

@@ -13,6 +13,7 @@ import secrets
 import threading
 from contextlib import nullcontext
 from datetime import datetime, timezone
+from time import perf_counter
 from typing import Any, Callable, ContextManager, Mapping, Sequence
 from uuid import UUID, uuid4
 
@@ -21,6 +22,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import JSONTranscoder, StoredEvent
 
 from application.idempotency import IdempotentResponse, RequestKey
+from application.observation import EventsSaved, Observer, ignore
 from application.retry import ConflictLanes, ConflictStats, RetryPolicy, run_with_retries
 from application.transcodings import TRANSCODINGS
 from domain.errors import SpecMismatchError, UnknownJobError
@@ -92,15 +94,17 @@ class BatchSizeOptimizer(Application):
         conflict_lanes: ConflictLanes | None = None,
         spec_limits: SpecLimits = SpecLimits(),
         default_policy: str = ZEUS,
+        observer: Observer = ignore,
     ) -> None:
         super().__init__(env)
         self.spec_limits = spec_limits
         self.default_policy = default_policy
+        self.observer = observer
         self.conflict_lanes = conflict_lanes
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.retry_policy = retry_policy or RetryPolicy()
-        self.conflict_stats = ConflictStats()
+        self.conflict_stats = ConflictStats(observer)
         self._job_locks = _JobLocks()
         # Job id -> its Job aggregate's UUID as last resolved: spares reading the
         # JobName stream on every command (a hint, checked on each use).
@@ -174,15 +178,18 @@ class BatchSizeOptimizer(Application):
 
     def end_trial(
         self, job_id: str, trial_number: int, batch_size: int, request: RequestKey | None = None
-    ) -> None:
-        """The trainer is done with this trial; if it never reported a result it is Failed."""
+    ) -> str | None:
+        """The trainer is done with this trial; if it never reported a result it is Failed.
+
+        Returns the trial's status afterwards (None from an answer stored before statuses were).
+        """
 
         def command(now: datetime) -> Decided:
             job = self.job_at(job_id, now)
             job.end_trial(trial_number, batch_size, now)
-            return Decided(None, job)
+            return Decided(job.trial_status(trial_number), job)
 
-        self._run(job_id, command, request)
+        return self._run(job_id, command, request)
 
     def delete_job(self, job_id: str, request: RequestKey | None = None) -> None:
         """Hide the job from trainers; its history stays readable."""
@@ -196,6 +203,13 @@ class BatchSizeOptimizer(Application):
             return Decided(None, name, job)
 
         self._run(job_id, command, request)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Save as eventsourcing does, then tell the observer what was committed and how fast."""
+        started = perf_counter()
+        recordings = super().save(*objs, **kwargs)
+        self.observer(EventsSaved([recording.domain_event for recording in recordings], perf_counter() - started))
+        return recordings
 
     def import_job(self, records: Sequence[StoredEvent], job_id: str, deleted: bool) -> bool:
         """Store an exported job's events exactly as recorded and, in the same transaction,

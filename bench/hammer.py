@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import json
 import random
-import re
 import secrets
 import threading
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from application.service import BatchSizeOptimizer
 from bench.common import event_store, machine, running_server
@@ -39,7 +39,6 @@ SPREAD_TRAINERS = 32
 SPREAD_JOBS = 8
 MAX_EPOCHS = 3
 REQUEST_TIMEOUT_SECONDS = 60.0
-_METRIC = re.compile(r'^(bso_\w+)\{pid="(\d+)"\} (\d+)$', re.MULTILINE)
 
 
 def job_spec(job_id: str) -> dict[str, Any]:
@@ -169,26 +168,24 @@ def latency_percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def scrape_conflicts(urls: list[str], processes: int, attempts: int = 200) -> dict[str, Any]:
-    """Sum each worker's conflict counters; a fresh connection per scrape reaches every worker in turn."""
-    per_process: dict[str, dict[str, int]] = {}
-    for attempt in range(attempts):
-        url = urls[attempt % len(urls)]
-        try:
-            text = httpx.get(f"{url}/metrics", timeout=5.0).text
-        except httpx.HTTPError:
-            continue
-        for name, pid, value in _METRIC.findall(text):
-            per_process.setdefault(pid, {})[name] = int(value)
-        if len(per_process) >= processes:
-            break
-    values = list(per_process.values())
+def scrape_conflicts(urls: list[str]) -> dict[str, Any]:
+    """Sum the conflict counters of every server; one scrape of a server covers all its workers."""
+    scraped = [_metric_values(httpx.get(f"{url}/metrics", timeout=5.0).text) for url in urls]
     return {
-        "worker_processes_seen": len(values),
-        "commands": sum(v.get("bso_commands_total", 0) for v in values),
-        "conflicts_retried": sum(v.get("bso_conflicts_retried_total", 0) for v in values),
-        "max_retries_needed": max((v.get("bso_command_max_retries", 0) for v in values), default=0),
-        "retry_budget_exhausted": sum(v.get("bso_retry_budget_exhausted_total", 0) for v in values),
+        "commands": sum(values.get("bso_commands_total", 0) for values in scraped),
+        "conflicts_retried": sum(values.get("bso_conflicts_retried_total", 0) for values in scraped),
+        "max_retries_needed": max((values.get("bso_command_max_retries", 0) for values in scraped), default=0),
+        "commands_gave_up": sum(values.get("bso_commands_gave_up_total", 0) for values in scraped),
+    }
+
+
+def _metric_values(text: str) -> dict[str, int]:
+    """The unlabelled samples of a Prometheus text page, by name."""
+    return {
+        sample.name: int(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
     }
 
 
@@ -250,7 +247,7 @@ def _state(job: Job) -> dict[str, Any]:
 def run(database: str, servers: int, workers: int, cycles: int) -> dict[str, Any]:
     with event_store(database) as database_url, _servers(database_url, servers, workers) as urls:
         ledger, figures = drive(urls, cycles)
-        figures.update(scrape_conflicts(urls, servers * workers))
+        figures.update(scrape_conflicts(urls))
         problems = verify(database_url, ledger)
     backend = database_url.split(":", 1)[0]
     return {

@@ -17,23 +17,34 @@ class Arm:
     num_observations: int
 
     def to_record(self) -> dict[str, Any]:
-        """Event payload form; an infinite precision is the string "inf" to stay valid JSON."""
-        precision: float | str = "inf" if math.isinf(self.precision) else self.precision
+        """JSON form: an infinite precision is ``null`` with ``precision_infinite`` true.
+
+        (JSON has no infinity; events recorded before this form held the string "inf",
+        which ``from_record`` still reads and the events' upcasters rewrite.)
+        """
+        infinite = math.isinf(self.precision)
         return {
             "batch_size": self.batch_size,
             "mean": self.mean,
-            "precision": precision,
+            "precision": None if infinite else self.precision,
+            "precision_infinite": infinite,
             "num_observations": self.num_observations,
         }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Arm":
+        infinite = record.get("precision_infinite") or record["precision"] == "inf"
         return cls(
             batch_size=int(record["batch_size"]),
             mean=float(record["mean"]),
-            precision=float(record["precision"]),
+            precision=math.inf if infinite else float(record["precision"]),
             num_observations=int(record["num_observations"]),
         )
+
+
+def current_arm_record(record: dict[str, Any]) -> dict[str, Any]:
+    """An arm record of any recorded form in the current form (for upcasting old events)."""
+    return Arm.from_record(record).to_record()
 
 
 def fit_arm(batch_size: int, rewards: Sequence[float], prior_mean: float, prior_precision: float) -> Arm:

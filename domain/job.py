@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.bandit import Arm, choose_arm, fit_arm
+from domain.bandit import Arm, choose_arm, current_arm_record, fit_arm
 from domain.enums import Stage, StopReason, TrialKind, TrialStatus
 from domain.errors import BadOperationError, TrialAbandonedError, UnknownTrialError
 from domain.pruning import (
@@ -160,9 +160,16 @@ class Job(Aggregate):
         TOPIC = "bso.Job.Created"
 
     class StageAdvancedToMAB(Aggregate.Event):
+        """Version 2 records an infinite precision as null with a flag, not as "inf"."""
+
         TOPIC = "bso.Job.StageAdvancedToMAB"
+        class_version = 2
         survivors: list[int]
         arms: list[dict[str, Any]]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["arms"] = [current_arm_record(arm) for arm in state["arms"]]
 
         def apply(self, job: "Job") -> None:
             job.stage = Stage.BANDIT
@@ -218,7 +225,10 @@ class Job(Aggregate):
                 job.lsts_runs[str(self.number)]["cost"] = self.cost
 
     class TrialReported(Aggregate.Event):
+        """Version 2 records an infinite precision as null with a flag, not as "inf"."""
+
         TOPIC = "bso.Job.TrialReported"
+        class_version = 2
         number: int
         batch_size: int
         epoch: int
@@ -231,6 +241,11 @@ class Job(Aggregate):
         message: str
         min_cost_lowered: bool
         arm: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            if state["arm"] is not None:
+                state["arm"] = current_arm_record(state["arm"])
 
         def apply(self, job: "Job") -> None:
             job.trial_statuses[self.number - 1] = TrialStatus.SUCCEEDED

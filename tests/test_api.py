@@ -164,8 +164,9 @@ def test_predict_unknown_job_is_400_and_missing_id_is_422(client: TestClient) ->
 def test_patch_trials_ends_a_running_trial_and_404s_unknown_ones(client: TestClient) -> None:
     job_id = register(client)["job_id"]
     trial = full_cycle(client, job_id)
-    assert raw(client, "PATCH", "/trials", trial).status_code == 200
-    assert raw(client, "PATCH", "/trials", trial).status_code == 200
+    first, again = raw(client, "PATCH", "/trials", trial), raw(client, "PATCH", "/trials", trial)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() == {**trial, "status": "Failed"}
     assert raw(client, "PATCH", "/trials", {**trial, "trial_number": 7}).status_code == 404
     assert raw(client, "PATCH", "/trials", {**trial, "job_id": "api-none"}).status_code == 404
     late = raw(client, "POST", "/report", {**trial, "time": 1, "energy": 1, "metric": 1, "current_epoch": 1})
@@ -176,7 +177,8 @@ def test_patch_trials_ends_a_running_trial_and_404s_unknown_ones(client: TestCli
 def test_delete_then_reregister(client: TestClient) -> None:
     register(client, job_id="api-del")
     full_cycle(client, "api-del")
-    assert client.delete("/jobs", params={"job_id": "api-del"}).status_code == 200
+    deleted = client.delete("/jobs", params={"job_id": "api-del"})
+    assert deleted.status_code == 200 and deleted.json() == {"job_id": "api-del", "deleted": True}
     assert client.delete("/jobs", params={"job_id": "api-del"}).status_code == 404
     assert client.get("/jobs/batch_size", params={"job_id": "api-del"}).status_code == 400
     register(client, job_id="api-del")
@@ -211,3 +213,11 @@ def test_unknown_route_and_method_are_json_errors(client: TestClient) -> None:
     assert client.get("/nope").status_code == 404
     response = client.put("/jobs")
     assert response.status_code == 405 and response.json()["message"]
+
+
+def test_patch_trials_after_the_final_report_leaves_the_trial_succeeded(client: TestClient) -> None:
+    job_id = register(client)["job_id"]
+    trial = full_cycle(client, job_id)
+    done = raw(client, "POST", "/report", {**trial, "time": 1, "energy": 1, "metric": 0.9, "current_epoch": 1})
+    assert done.json()["stop_train"] is True
+    assert raw(client, "PATCH", "/trials", trial).json() == {**trial, "status": "Succeeded"}

@@ -66,12 +66,28 @@ def test_job_state_shows_pruning_then_arms(history: TestClient) -> None:
     state = history.get("/v1/jobs/test-h").json()
     assert state["stage"] == "MAB" and state["deleted"] is False
     assert state["spec"]["job_id"] == "test-h" and state["seed"] == 1
-    assert state["pruning"]["round"] == state["pruning"]["num_rounds"] == 2
+    assert state["pruning"]["rounds_done"] == state["pruning"]["num_rounds"] == 2
+    assert state["pruning"]["done"] is True and state["pruning"]["round"] is None
     assert [arm["batch_size"] for arm in state["arms"]] == state["pruning"]["survivors"]
     assert all({"mean", "precision", "num_observations"} <= set(arm) for arm in state["arms"])
     assert state["trials"]["total"] == 14
     by_uuid = history.get(f"/v1/jobs/{state['job_uuid']}").json()
     assert by_uuid == state
+
+
+def test_pruning_progress_counts_rounds_from_one_while_running() -> None:
+    from application.audit import state_view
+    from application.service import BatchSizeOptimizer
+    from infrastructure.settings import persistence_env
+    from tests.helpers import job_spec
+
+    app = BatchSizeOptimizer(env=persistence_env("memory://"))
+    app.register_job(job_spec(job_id="test-rounds", num_pruning_rounds=2))
+    assert state_view(app.live_job("test-rounds"))["pruning"] == {
+        "round": 1, "num_rounds": 2, "rounds_done": 0, "done": False, "survivors": [8, 16, 32, 64],
+        "default_batch_size": 32,
+    }
+    app.close()
 
 
 def test_trials_and_why_each_got_its_batch_size(history: TestClient) -> None:
@@ -80,7 +96,8 @@ def test_trials_and_why_each_got_its_batch_size(history: TestClient) -> None:
     assert {"batch_size", "kind", "status", "epochs_reported", "time", "energy", "cost", "converged",
             "stop_reason", "dispatched_at", "finished_at"} <= set(trials[0])
     first = history.get("/v1/jobs/test-h/trials/1").json()
-    assert first["why"] == {"stage": "Pruning", "round": 0, "direction": "down", "generator_state_after": None}
+    # rounds are counted from 1 in every view, as in the state's "round 1 of 2"
+    assert first["why"] == {"stage": "Pruning", "round": 1, "direction": "down", "generator_state_after": None}
     assert [epoch["epoch"] for epoch in first["epochs"]] == list(range(1, first["epochs_reported"] + 1))
     assert first["epochs"][-1]["final"] is True
     bandit = next(trial for trial in trials if trial["kind"] == "MAB")

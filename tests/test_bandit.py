@@ -1,5 +1,6 @@
 """Gaussian Thompson sampling: arm fits, exploration phase, draws, windows."""
 
+import json
 import math
 
 import numpy as np
@@ -34,8 +35,17 @@ def test_cold_arm_is_the_prior() -> None:
 
 def test_arm_record_round_trips_infinite_precision() -> None:
     arm = Arm(16, -3.0, math.inf, 1)
-    assert arm.to_record()["precision"] == "inf"
-    assert Arm.from_record(arm.to_record()) == arm
+    record = arm.to_record()
+    assert record["precision"] is None and record["precision_infinite"] is True
+    assert json.loads(json.dumps(record, allow_nan=False)) == record  # strict JSON
+    assert Arm.from_record(record) == arm
+    finite = Arm(16, -3.0, 2.5, 2)
+    assert finite.to_record()["precision_infinite"] is False and Arm.from_record(finite.to_record()) == finite
+
+
+def test_arm_records_of_old_events_with_the_string_inf_are_still_read() -> None:
+    old = {"batch_size": 16, "mean": -3.0, "precision": "inf", "num_observations": 1}
+    assert Arm.from_record(old) == Arm(16, -3.0, math.inf, 1)
 
 
 def test_exploration_phase_picks_first_underexplored_arm_of_permutation() -> None:

@@ -68,3 +68,30 @@ def test_a_version_1_registration_is_read_back_upcast(app: BatchSizeOptimizer) -
     events = JobAudit(app).events(str(old_uuid))["events"]
     assert events[0]["type"] == "bso.Job.Registered"
     assert events[0]["payload"]["policy_version"] == 1
+
+
+def test_version_1_arm_records_with_the_string_inf_are_read_back_as_null_with_a_flag(app: BatchSizeOptimizer) -> None:
+    app.register_job(job_spec(job_id="test-inf", batch_sizes=[16, 32], default_batch_size=32, num_pruning_rounds=1))
+    for _ in range(3):  # two explorations (one run per arm: infinite precision), one bandit trial
+        train(app, "test-inf")
+    job = app.live_job("test-inf")
+    stored = app.recorder.select_events(job.id)
+    old_uuid = uuid4()
+    rewritten = []
+    for event in stored:  # the same history as version-1 events would have stored it
+        state = json.loads(event.state)
+        if event.topic in ("bso.Job.StageAdvancedToMAB", "bso.Job.TrialReported"):
+            state["class_version"] = 1
+            for arm in state.get("arms", []) + ([state["arm"]] if state.get("arm") else []):
+                infinite = arm.pop("precision_infinite")
+                arm["precision"] = "inf" if infinite else arm["precision"]
+        rewritten.append(StoredEvent(old_uuid, event.originator_version, event.topic, json.dumps(state).encode()))
+    assert any(b'"inf"' in event.state for event in rewritten)
+    app.recorder.insert_events(rewritten)
+
+    replayed = app.repository.get(old_uuid)
+    assert replayed.arm_list() == job.arm_list()
+    assert any(arm.precision == float("inf") for arm in replayed.arm_list())
+    events = JobAudit(app).events(str(old_uuid), 0, 1000)["events"]
+    assert '"inf"' not in json.dumps(events)
+    assert any(arm.get("precision_infinite") for event in events for arm in event["payload"].get("arms", []))

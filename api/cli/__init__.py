@@ -5,6 +5,7 @@ import sys
 from typing import Sequence
 
 from api.cli import audit, initdb, reanalyze, serve, simulate
+from api.version import DISTRIBUTION, package_version
 from infrastructure.schema import SchemaMissingError
 from infrastructure.settings import SettingsError
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bso",
         description="Event-sourced batch size optimizer: a drop-in replacement for the Zeus BSO server.",
     )
+    parser.add_argument("--version", action="version", version=f"bso ({DISTRIBUTION}) {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(commands)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, TextIO
 from api.cli.shared import (
     add_database_flag,
     add_progress_flag,
+    add_wide_flag,
     cell,
     guarded,
     non_negative,
@@ -22,6 +23,7 @@ from api.cli.shared import (
     print_table,
     progress_for,
 )
+from api.cli.terminal import clipped, duration, energy, instant, knob
 from application.archive import ArchiveError, export_lines, import_lines
 from application.audit import JobAudit, parse_instant, state_view
 
@@ -30,15 +32,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     jobs = _command(commands, "jobs", "list registered jobs (deleted ones too)", list_jobs)
     jobs.add_argument("--prefix", default="", help="only job ids starting with this")
     jobs.add_argument("--limit", type=positive, default=50, help="jobs per page (default 50)")
-    jobs.add_argument("--after", type=non_negative, default=0, help="cursor from a previous page")
+    jobs.add_argument("--after", type=non_negative, default=0, help="where the previous page ended (it says)")
+    add_wide_flag(jobs)
 
     show = _command(commands, "show", "a job's current state and its trials", show_job)
     show.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
+    show.add_argument(
+        "--limit", type=positive, help=f"show the last N trials (default {SHOWN_TRIALS} in the table, all with --json)"
+    )
+    add_wide_flag(show)
 
     events = _command(commands, "events", "a job's events in order", list_events)
     events.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
     events.add_argument("--after", type=non_negative, default=0, help="start after this version")
-    events.add_argument("--limit", type=positive, help="at most this many events (default all)")
+    events.add_argument("--limit", type=positive, default=100, help="at most this many events (default 100)")
+    add_wide_flag(events)
 
     replay = _command(commands, "replay", "rebuild a job from its events, now or in the past", replay_job)
     replay.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
@@ -46,6 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     moment.add_argument("--version", type=positive, help="state right after this event version")
     moment.add_argument("--at", type=parse_instant, help="state at this ISO-8601 instant (UTC if no zone)")
     add_progress_flag(replay)
+    add_wide_flag(replay)
 
     export = _command(commands, "export", "a job's events as JSON Lines (for bso import)", export_job, json_flag=False)
     export.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
@@ -70,24 +79,40 @@ def _command(
     return parser
 
 
-def print_state(state: dict[str, Any]) -> None:
-    pruning = state["pruning"]
+def print_state(state: dict[str, Any], wide: bool = False) -> None:
+    spec = state["spec"]
     facts = [
-        ("job", f"{state['job_id']} ({state['job_uuid']})" + ("  DELETED" if state["deleted"] else "")),
+        ("job", state["job_id"] + ("  DELETED" if state["deleted"] else "")),
+        ("uuid", state["job_uuid"]),
         ("version", state["version"]),
-        ("registered", state["registered_at"]),
+        ("registered", instant(state["registered_at"])),
         ("stage", state["stage"]),
-        ("min cost", f"{cell(state['min_cost'])} at batch size {cell(state['min_cost_batch_size'])}"),
-        ("pruning", f"round {pruning['round']} of {pruning['num_rounds']}, survivors {pruning['survivors']}"),
+        ("metric", f"target {cell(spec['target_metric'])}, "
+                   f"{'higher' if spec['higher_is_better_metric'] else 'lower'} is better, max {spec['max_epochs']} epochs"),
+        ("batch sizes", f"{', '.join(map(str, spec['batch_sizes']))} (default {spec['default_batch_size']})"),
+        ("min cost", f"{energy(state['min_cost'])} at batch size {cell(state['min_cost_batch_size'])}"),
+        ("pruning", f"{pruning_summary(state['pruning'])}, survivors {state['pruning']['survivors']}"),
         ("trials", ", ".join(f"{key} {value}" for key, value in state["trials"].items())),
         ("seed", state["seed"]),
-        ("knobs", ", ".join(f"{key}={state['spec'][key]}" for key in ("eta_knob", "beta_knob", "window_size"))),
+        ("knobs", ", ".join(f"{key} {knob(spec[key])}" for key in ("eta_knob", "beta_knob", "window_size"))),
     ]
     for label, value in facts:
-        print(f"{label:>10}: {value}")
+        print(clipped(f"{label:>11}: {value}", wide))
     if state["arms"]:
         print()
-        print_table(state["arms"], ["batch_size", "mean", "precision", "num_observations"])
+        arms = [{**arm, "precision": "inf" if arm["precision_infinite"] else arm["precision"]} for arm in state["arms"]]
+        print_table(arms, ["batch_size", "mean", "precision", "num_observations"], {"mean": energy}, wide)
+
+
+SHOWN_TRIALS = 20
+TRIAL_FORMATS = {"time": duration, "energy": energy, "cost": energy}
+
+
+def pruning_summary(pruning: dict[str, Any]) -> str:
+    """Round 1 of 2 while in round 1; done (2 rounds) once every round is over."""
+    if pruning["done"]:
+        return f"done ({pruning['num_rounds']} rounds)"
+    return f"round {pruning['round']} of {pruning['num_rounds']}"
 
 
 # -- handlers --------------------------------------------------------------------------
@@ -99,10 +124,17 @@ def list_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print_json(page)
         return 0
-    rows = [{**row, "trials": row["trials"]["total"], "deleted": "yes" if row["deleted"] else ""} for row in page["jobs"]]
-    print_table(rows, ["job_id", "stage", "trials", "min_cost", "min_cost_batch_size", "registered_at", "deleted", "job_uuid", "cursor"])
+    rows = [
+        {**row, "trials": row["trials"]["total"], "best_bs": row["min_cost_batch_size"],
+         "registered": row["registered_at"], "deleted": "yes" if row["deleted"] else ""}
+        for row in page["jobs"]
+    ]
+    columns = ["job_id", "stage", "trials", "min_cost", "best_bs", "registered", "deleted"]
+    if args.wide:
+        columns.append("job_uuid")
+    print_table(rows, columns, {"min_cost": energy, "registered": instant}, args.wide)
     if page["next_after"] is not None:
-        print(f"(more: --after {page['next_after']})")
+        print(f"(more: bso jobs --after {page['next_after']})")
     return 0
 
 
@@ -110,34 +142,45 @@ def show_job(args: argparse.Namespace) -> int:
     with opened_audit(args) as audit:
         state = audit.state(args.job_id)
         trials = audit.trials(args.job_id)
+    limit = args.limit if args.limit is not None or args.json else SHOWN_TRIALS
+    shown = trials[-limit:] if limit else trials
     if args.json:
-        print_json({**state, "trial_list": trials})
+        print_json({**state, "trial_list": shown})
         return 0
-    print_state(state)
+    print_state(state, args.wide)
     print()
-    print_table(trials, ["number", "batch_size", "kind", "status", "epochs_reported", "time", "energy", "cost", "converged", "stop_reason"])
+    rows = [{**trial, "epochs": trial["epochs_reported"], "dispatched": trial["dispatched_at"]} for trial in shown]
+    columns = ["number", "batch_size", "kind", "status", "epochs", "time", "energy", "cost", "converged", "stop_reason"]
+    print_table(rows, columns + (["dispatched"] if args.wide else []), {**TRIAL_FORMATS, "dispatched": instant}, args.wide)
+    if len(shown) < len(trials):
+        print(f"(the last {len(shown)} of {len(trials)} trials: --limit {len(trials)} for all)")
     return 0
 
 
 def list_events(args: argparse.Namespace) -> int:
     with opened_audit(args) as audit:
-        events = _events(audit, args.job_id, args.after, args.limit)
+        events, more = _events(audit, args.job_id, args.after, args.limit)
     if args.json:
         print_json(events)
-        return 0
-    print_table(events, ["version", "timestamp", "type", "payload"])
+    else:
+        rows = [{**event, "type": event["type"].removeprefix("bso.")} for event in events]
+        print_table(rows, ["version", "timestamp", "type", "payload"], {"timestamp": instant}, args.wide)
+    if more:
+        hint = f"(more: bso events {args.job_id} --after {events[-1]['version']})"
+        print(hint, file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
-def _events(audit: JobAudit, reference: str, after: int, limit: int | None) -> list[dict[str, Any]]:
+def _events(audit: JobAudit, reference: str, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` events after version ``after``, and whether more follow."""
     events: list[dict[str, Any]] = []
-    while limit is None or len(events) < limit:
-        page = audit.events(reference, after, min(1000, limit - len(events)) if limit else 1000)
+    while len(events) < limit:
+        page = audit.events(reference, after, min(1000, limit - len(events)))
         events.extend(page["events"])
         if page["next_after"] is None:
-            break
+            return events, False
         after = page["next_after"]
-    return events
+    return events, audit.events(reference, after, 1)["events"] != []
 
 
 def replay_job(args: argparse.Namespace) -> int:
@@ -147,7 +190,7 @@ def replay_job(args: argparse.Namespace) -> int:
     if args.json:
         print_json(state)
     else:
-        print_state(state)
+        print_state(state, args.wide)
     return 0
 
 

@@ -4,7 +4,18 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from api.cli.shared import add_database_flag, add_progress_flag, guarded, opened_audit, print_json, print_table, progress_for
+from api.cli.shared import (
+    add_database_flag,
+    add_progress_flag,
+    add_wide_flag,
+    guarded,
+    opened_audit,
+    positive,
+    print_json,
+    print_table,
+    progress_for,
+)
+from api.cli.terminal import duration, energy, knob, wrapped
 from application.reanalysis import reanalyze
 from domain.errors import InvalidSpecError
 from domain.spec import KNOBS, knob_overrides
@@ -46,7 +57,11 @@ def register(commands: argparse._SubParsersAction) -> None:
             parser.add_argument(flag, type=_optional(knob.type), default=argparse.SUPPRESS, help=help_text)
     parser.add_argument("--resample-seed", type=int, default=0, help="seed for drawing recorded runs of other sizes (default 0)")
     parser.add_argument("--json", action="store_true", help="print the full JSON report")
+    parser.add_argument(
+        "--limit", type=positive, default=SHOWN_TRIALS, help=f"trials in the table, from the first (default {SHOWN_TRIALS})"
+    )
     add_progress_flag(parser)
+    add_wide_flag(parser)
     add_database_flag(parser)
     parser.set_defaults(handler=lambda args: guarded(run, args))
 
@@ -69,20 +84,23 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        print_report(report)
+        print_report(report, args.limit, args.wide)
     return 0
 
 
-def print_report(report: dict[str, Any]) -> None:
-    print(f"job {report['job_id']} ({report['job_uuid']})")
+SHOWN_TRIALS = 20
+
+
+def print_report(report: dict[str, Any], limit: int = SHOWN_TRIALS, wide: bool = False) -> None:
+    print(wrapped(f"job {report['job_id']} ({report['job_uuid']})", wide))
     knobs = report["knobs"]
     changed = {k: (knobs["actual"][k], v) for k, v in knobs["counterfactual"].items() if knobs["actual"][k] != v}
-    print("knobs: " + (", ".join(f"{k} {a} -> {c}" for k, (a, c) in changed.items()) or "as recorded"))
+    print(wrapped("knobs: " + (", ".join(f"{k} {knob(a)} -> {knob(c)}" for k, (a, c) in changed.items()) or "as recorded"), wide))
     if report["halted"]:
         print(f"counterfactual halted: {report['halted']}")
     print()
     rows = []
-    for trial in report["trials"]:
+    for trial in report["trials"][:limit]:
         actual, counterfactual = trial["actual"], trial["counterfactual"] or {}
         rows.append(
             {
@@ -97,20 +115,25 @@ def print_report(report: dict[str, Any]) -> None:
                 "changed": ",".join(trial["changed"]),
             }
         )
-    print_table(rows, list(rows[0]) if rows else ["trial"])
+    print_table(rows, list(rows[0]) if rows else ["trial"], {"actual_cost": energy, "cf_cost": energy}, wide)
+    if len(rows) < len(report["trials"]):
+        print(f"(the first {len(rows)} of {len(report['trials'])} trials: --limit {len(report['trials'])} for all)")
     summary = report["summary"]
     print()
     print_table(
         [{"": side, **{k: summary[side][k] for k in ("trials", "energy", "time", "cost")}} for side in ("actual", "counterfactual")],
         ["", "trials", "energy", "time", "cost"],
+        {"energy": energy, "time": duration, "cost": energy},
+        wide,
     )
     counterfactual = summary["counterfactual"]
     if not counterfactual["complete"]:
-        print(
+        print(wrapped(
             "counterfactual totals are lower bounds: unknown beyond the recorded epochs "
-            f"{counterfactual['unknown_trials']}, no data {counterfactual['no_data_trials']}, "
-            f"not simulated {counterfactual['not_simulated_trials']}"
-        )
+            f"{trial_numbers(counterfactual['unknown_trials'])}, no data {trial_numbers(counterfactual['no_data_trials'])}, "
+            f"not simulated {trial_numbers(counterfactual['not_simulated_trials'])}",
+            wide,
+        ))
     print(f"batch size changes: {summary['batch_size_changes']}, decision changes: {summary['decision_changes']}")
 
 
@@ -120,3 +143,12 @@ def _counterfactual_stop(counterfactual: dict[str, Any]) -> str:
     if counterfactual["outcome"] == "unknown":
         return f"unknown beyond epoch {counterfactual['unknown_beyond_epoch']}"
     return f"{counterfactual['stop_reason'] or counterfactual['outcome']}@{counterfactual['epochs']}"
+
+
+def trial_numbers(numbers: list[int], shown: int = 6) -> str:
+    """A list of trial numbers short enough for one line: the first few and how many."""
+    if not numbers:
+        return "none"
+    if len(numbers) <= shown:
+        return ", ".join(map(str, numbers))
+    return f"{', '.join(map(str, numbers[:shown]))} ... ({len(numbers)} trials)"

@@ -1,12 +1,28 @@
 """``bso serve``: the HTTP server, with one or more worker processes."""
 
 import argparse
+import contextlib
+import logging
+import logging.config
 import os
+import shutil
+import sqlite3
+import tempfile
+from typing import Iterator
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
 
 from api.cli.shared import add_database_flag, settings_from
 from application.service import BatchSizeOptimizer
-from infrastructure.schema import check_schema, create_schema
+from infrastructure.schema import check_schema, create_schema, redacted
 from infrastructure.settings import Settings, SettingsError
+
+
+# How long uvicorn lets a worker take to answer its health check. Its default (5 s) is
+# shorter than a worker's imports take on a busy machine; the worker was then killed
+# and restarted over and over, and the server never became ready.
+WORKER_STARTUP_SECONDS = 60
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -62,7 +78,11 @@ def serve(args: argparse.Namespace) -> int:
     settings.check_exposure()
     if args.workers > 1 and settings.database_url.startswith("memory:"):
         raise SettingsError("memory:// keeps events inside one process: use --workers 1 or a database URL")
-    prepare_event_store(settings)
+    try:
+        prepare_event_store(settings)
+    except (psycopg.OperationalError, sqlite3.OperationalError, PersistenceError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SettingsError(f"cannot open the event store {redacted(settings.database_url)}: {first_line}") from None
     # Workers build their settings from the environment: hand ours down, with schema
     # creation off (it happened above, once, before any worker started).
     os.environ.update(
@@ -74,15 +94,48 @@ def serve(args: argparse.Namespace) -> int:
         BSO_POOL_SIZE=str(settings.pool_size),
         BSO_POOL_MAX_OVERFLOW=str(settings.pool_max_overflow),
     )
-    uvicorn.run(
-        "api.http.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-    )
+    logger = _uvicorn_style_logger(settings.log_level)
+    logger.info("Event store: %s", redacted(settings.database_url))
+    logger.info("Serving %s with %d worker process(es)", _address(settings.host, settings.port), args.workers)
+    with _metrics_directory():
+        uvicorn.run(
+            "api.http.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this server's workers, removed when it stops.
+
+    Fresh, because values left by an earlier server would be added to this one's.
+    """
+    path = tempfile.mkdtemp(prefix="bso-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _uvicorn_style_logger(level: str) -> logging.Logger:
+    """uvicorn's own logger and format, set up early so our lines read like its lines."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging.config.dictConfig(LOGGING_CONFIG)
+    logger = logging.getLogger("uvicorn.error")
+    logger.setLevel(level.upper())
+    return logger
+
+
+def _address(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def prepare_event_store(settings: Settings) -> None:

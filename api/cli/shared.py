@@ -4,8 +4,11 @@ import argparse
 import contextlib
 import json
 import sys
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterator
 
+from tqdm import tqdm
+
+from api.cli.terminal import cell, print_table  # noqa: F401  (subcommands print tables through here)
 from application.archive import ArchiveError
 from application.audit import AuditNotFoundError, JobAudit
 from application.service import BatchSizeOptimizer
@@ -58,7 +61,7 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar on standard error (default: when it is a terminal)",
+        help="progress bar on standard error (default: when it is a terminal and --json is not given)",
     )
 
 
@@ -78,46 +81,34 @@ def opened_audit(args: argparse.Namespace, create: bool = False) -> Iterator[Job
         app.close()
 
 
-class ProgressBar:
-    """A one-line bar on standard error, redrawn at most every whole percent."""
+class TerminalProgress:
+    """A tqdm bar on standard error, fed with (done, total) by long work."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label, self.stream, self.width = label, stream or sys.stderr, width
-        self._shown = -1
+    def __init__(self, label: str, unit: str) -> None:
+        self.label, self.unit = label, unit
+        self._bar: tqdm | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        percent = 100 * done // max(total, 1)
-        if percent == self._shown:
-            return
-        self._shown = percent
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "-" * (self.width - filled)
-        end = "\n" if done >= total else ""
-        print(f"\r{self.label} [{bar}] {done}/{total} events {percent}%", end=end, file=self.stream, flush=True)
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc=self.label, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self._bar.close()
 
 
-def progress_for(args: argparse.Namespace, label: str) -> ProgressBar | None:
-    wanted = args.progress if args.progress is not None else sys.stderr.isatty()
-    return ProgressBar(label) if wanted else None
+def progress_for(args: argparse.Namespace, label: str, unit: str = "event") -> TerminalProgress | None:
+    """A bar when asked with --progress, or by default on a terminal unless --json is given."""
+    wanted = args.progress
+    if wanted is None:
+        wanted = sys.stderr.isatty() and not getattr(args, "json", False)
+    return TerminalProgress(label, unit) if wanted else None
+
+
+def add_wide_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide", action="store_true", help="every column in full (default: cut to the terminal's width)"
+    )
 
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
-
-
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [[cell(row.get(column)) for column in columns] for row in rows]
-    widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
-    print("  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip())
-    for line in cells:
-        print("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
-
-
-def cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)

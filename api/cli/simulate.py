@@ -3,9 +3,9 @@
 import argparse
 import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from application.simulator import (
     InProcessClient,
@@ -18,6 +18,9 @@ from application.simulator import (
     TraceSimulator,
     WorkloadTrace,
 )
+from api.cli.shared import add_progress_flag, add_wide_flag, print_table, progress_for
+from api.cli.terminal import duration, energy, knob, wrapped
+from api.version import DISTRIBUTION
 from application.traces import Workload
 from domain.errors import DomainError
 from domain.spec import POLICIES, ZEUS
@@ -31,6 +34,8 @@ from infrastructure.trace_data import (
     shipped_power_trace,
     shipped_train_trace,
 )
+
+PLOT_EXTRA_HINT = f"python -m pip install '{DISTRIBUTION}[plot]' (or, in a clone, python -m pip install -e '.[plot]')"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -72,6 +77,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--database-url", default="memory://", help="event store of the in-process application (default memory://)")
     run.add_argument("--json", action="store_true", help="print everything as one JSON document")
     run.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of cost and batch size per recurrence")
+    add_progress_flag(run)
+    add_wide_flag(run)
     parser.set_defaults(handler=simulate)
 
 
@@ -82,6 +89,9 @@ def _beta(text: str) -> float | None:
 
 
 def simulate(args: argparse.Namespace) -> int:
+    if args.plot is not None and not _matplotlib_importable():
+        print(f"bso simulate: --plot needs matplotlib: {PLOT_EXTRA_HINT}", file=sys.stderr)
+        return 2
     try:
         result = _run(args)
     except (SimulationError, TraceError, RemoteOptimizerError, DomainError) as error:
@@ -90,10 +100,19 @@ def simulate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print_report(result)
+        print_report(result, args.wide)
     if args.plot is not None:
         return write_plot(result, args.plot)
     return 0
+
+
+def _matplotlib_importable() -> bool:
+    """Checked before the simulation, so that a missing extra costs nothing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _run(args: argparse.Namespace) -> SimulationResult:
@@ -106,7 +125,7 @@ def _run(args: argparse.Namespace) -> SimulationResult:
     client, close = _client(args)
     try:
         simulator = TraceSimulator(trace, client, knobs, seed=args.seed, gpu_model=args.gpu, draws=args.draws)
-        return simulator.run(recurrences, progress=_progress if sys.stderr.isatty() else None)
+        return simulator.run(recurrences, progress=progress_for(args, "simulate", unit="recurrence"))
     finally:
         close()
 
@@ -152,46 +171,42 @@ def _client(args: argparse.Namespace) -> tuple[OptimizerClient, Any]:
     return InProcessClient(optimizer), optimizer.close
 
 
-def _progress(done: int, total: int) -> None:
-    end = "\n" if done == total else ""
-    print(f"\rrecurrence {done}/{total}", end=end, file=sys.stderr, flush=True)
-
-
-def print_report(result: SimulationResult) -> None:
+def print_report(result: SimulationResult, wide: bool = False) -> None:
     spec = result.spec
-    print(f"job {result.job_id} ({spec['policy']} policy): batch sizes {spec['batch_sizes']}, default "
-          f"{spec['default_batch_size']}, eta {spec['eta_knob']}, beta {spec['beta_knob']}, max_power {spec['max_power']} W")
-    print(f"{'rec':>4} {'bs':>6} {'pl':>4} {'epochs':>6} {'energy (J)':>14} {'time (s)':>11} "
-          f"{'cost':>14} {'tries':>5} converged")
-    for rec in result.recurrences:
-        print(f"{rec.number:>4} {rec.batch_size:>6} {rec.power_limit:>4} {rec.epochs:>6g} {rec.energy:>14.1f} "
-              f"{rec.time:>11.1f} {rec.cost:>14.1f} {rec.tries:>5} {rec.converged}")
+    print(wrapped(f"job {result.job_id} ({spec['policy']} policy): batch sizes {spec['batch_sizes']}, default "
+                  f"{spec['default_batch_size']}, eta {spec['eta_knob']}, beta {knob(spec['beta_knob'])}, "
+                  f"max_power {spec['max_power']} W", wide))
+    rows = [{**asdict(rec), "rec": rec.number, "bs": rec.batch_size, "pl": f"{rec.power_limit} W"} for rec in result.recurrences]
+    columns = ["rec", "bs", "pl", "epochs", "energy", "time", "cost", "tries", "converged"]
+    print_table(rows, columns, {"energy": energy, "time": duration, "cost": energy}, wide)
     summary = result.summary
-    print(f"runs: {summary['runs']} over {summary['recurrences']} recurrences; "
-          f"final batch size {summary['final_batch_size']}, settled after recurrence "
-          f"{summary['settled_after_recurrence']}")
-    print(f"cumulative cost {summary['cumulative_cost']:.4g}, energy {summary['cumulative_energy']:.4g} J, "
-          f"time {summary['cumulative_time']:.4g} s")
+    for line in _summary_lines(summary):
+        print(wrapped(line, wide))
+
+
+def _summary_lines(summary: dict[str, Any]) -> Iterator[str]:
+    yield (f"runs: {summary['runs']} over {summary['recurrences']} recurrences; "
+           f"final batch size {summary['final_batch_size']}, settled after recurrence "
+           f"{summary['settled_after_recurrence']}")
+    yield (f"cumulative cost {energy(summary['cumulative_cost'])}, energy {energy(summary['cumulative_energy'])}, "
+           f"time {duration(summary['cumulative_time'])}")
     oracle = summary["oracle"]
     if oracle is not None:
-        print(f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
-              f"{summary['regret']:.4g} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
-    print(f"regret in oracle recurrences (POLICY.md): {summary['regret_oracle_recurrences']:.3f}")
+        yield (f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
+               f"{energy(summary['regret'])} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
+    yield f"regret in oracle recurrences (POLICY.md): {summary['regret_oracle_recurrences']:.3f}"
     baseline = summary["baseline"]
-    print(f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
-          f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
-          f"cost saved {summary['cost_saved_fraction']:.1%}")
+    yield (f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
+           f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
+           f"cost saved {summary['cost_saved_fraction']:.1%}")
 
 
 def write_plot(result: SimulationResult, path: Path) -> int:
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("bso simulate: --plot needs matplotlib: python -m pip install 'bso[plot]'", file=sys.stderr)
-        return 1
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     numbers = [rec.number for rec in result.recurrences]
     figure, (cost_axis, size_axis) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
     cost_axis.plot(numbers, [rec.cost for rec in result.recurrences], marker=".", linewidth=0.8)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.http import audit_routes, metrics_routes, openapi, zeus_routes
+from api.http import audit_routes, metrics, metrics_routes, openapi, zeus_routes
 from api.http.auth import BearerTokenAuth
 from api.http.errors import EXCEPTION_HANDLERS, message
 from application.audit import JobAudit
@@ -30,6 +30,7 @@ def build_optimizer(settings: Settings) -> BatchSizeOptimizer:
         conflict_lanes=conflict_lanes_for(settings),
         spec_limits=settings.spec_limits,
         default_policy=settings.default_policy,
+        observer=metrics.observe,
     )
 
 
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    middleware = []
+    middleware = [Middleware(metrics.RequestMetrics, routes=routes)]
     if settings.auth_token:
         middleware.append(Middleware(BearerTokenAuth, token=settings.auth_token, protect_reads=settings.auth_reads))
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from api.http import metrics
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
@@ -134,9 +135,11 @@ async def run_reanalysis(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     knobs = await parse_body(request, ReanalysisKnobs, request.app.state.settings.max_body_bytes)
     limits = request.app.state.optimizer.spec_limits
-    return await _answer(
+    answer = await _answer(
         lambda: reanalyze(audit.domain_events(job_id), knobs.overrides(), knobs.resample_seed, limits=limits)
     )
+    metrics.REANALYSES.inc()
+    return answer
 
 
 def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str = "GET") -> Route:

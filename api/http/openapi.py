@@ -4,7 +4,6 @@ Request and response bodies come from the pydantic models the routes validate
 with, so the document cannot drift from what the server accepts.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,6 +13,7 @@ from starlette.routing import Route
 
 from api.http.audit_routes import ReanalysisKnobs
 from api.http.schemas import ErrorMessage, JobSpecFromClient, ReportResponse, TrainingResult, TrialId
+from api.version import package_version
 
 _MODELS: list[type[BaseModel]] = [
     JobSpecFromClient,
@@ -89,7 +89,7 @@ def _paths() -> dict[str, Any]:
             "delete": {
                 "summary": "Delete a job; its history stays readable (Zeus)",
                 "parameters": [_JOB_ID_QUERY],
-                "responses": {"200": _ok("deleted"), **_errors(401, 404, 422)},
+                "responses": {"200": _ok('{"job_id", "deleted": true}', _JSON_OBJECT), **_errors(401, 404, 422)},
             },
         },
         "/jobs/batch_size": {
@@ -113,7 +113,10 @@ def _paths() -> dict[str, Any]:
             "patch": {
                 "summary": "End a trial; a running one becomes Failed (Zeus)",
                 "requestBody": _body(TrialId),
-                "responses": {"200": _ok("ended"), **_errors(401, 404, 413, 422)},
+                "responses": {
+                    "200": _ok('the trial id and its "status" afterwards: Failed, or Succeeded if it had reported', _JSON_OBJECT),
+                    **_errors(401, 404, 413, 422),
+                },
             },
         },
         "/v1/jobs": {
@@ -186,7 +189,7 @@ def _paths() -> dict[str, Any]:
         },
         "/metrics": {
             "get": {
-                "summary": "Conflict counters of this worker (Prometheus text)",
+                "summary": "The metrics of every worker of this server (Prometheus text)",
                 "responses": {"200": {"description": "text/plain; version=0.0.4"}, **_errors(401)},
             }
         },
@@ -211,17 +214,10 @@ def build_document() -> dict[str, Any]:
         schemas[model.__name__] = schema
     return {
         "openapi": "3.1.0",
-        "info": {"title": "bso: event-sourced batch size optimizer", "version": _package_version()},
+        "info": {"title": "bso: event-sourced batch size optimizer", "version": package_version()},
         "paths": _paths(),
         "components": {"schemas": schemas},
     }
-
-
-def _package_version() -> str:
-    try:
-        return version("bso")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 _DOCUMENT = build_document()

@@ -59,12 +59,13 @@ async def end_trial(request: Request) -> Response:
     trial = await parse_body(request, TrialId, body_limit(request))
     key = request_key(request, trial.job_id, trial.model_dump())
     try:
-        await run_in_threadpool(
+        status = await run_in_threadpool(
             optimizer(request).end_trial, trial.job_id, trial.trial_number, trial.batch_size, key
         )
     except UnknownJobError:
         raise NotFoundError(f"Could not find the trial: job {trial.job_id} is unknown") from None
-    return JSONResponse(None)
+    # Zeus's client ignores this body; people and scripts learn what became of the trial.
+    return JSONResponse({**trial.model_dump(), "status": status})
 
 
 async def delete_job(request: Request) -> Response:
@@ -74,7 +75,7 @@ async def delete_job(request: Request) -> Response:
         await run_in_threadpool(optimizer(request).delete_job, job_id, key)
     except UnknownJobError:
         raise NotFoundError(f"No job was deleted: job {job_id} is unknown") from None
-    return JSONResponse(None)
+    return JSONResponse({"job_id": job_id, "deleted": True})  # Zeus's client never calls this route
 
 
 routes = [

@@ -1,0 +1,174 @@
+"""The real ``bso`` command in a subprocess: widths, units, progress, versions and exit codes."""
+
+import fcntl
+import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import sysconfig
+import termios
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from application.service import BatchSizeOptimizer
+from infrastructure.settings import persistence_env
+from tests.audit_helpers import ManualClock, train
+from tests.helpers import job_spec
+
+LONG_JOB = "test-terminal-with-a-job-identifier-longer-than-a-narrow-terminal-allows"
+WHOLE_SECOND = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b")
+
+
+def bso_command() -> list[str]:
+    """The installed ``bso`` script beside this interpreter (the one ``pip install`` made)."""
+    script = Path(sysconfig.get_path("scripts")) / "bso"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
+
+
+def bso(*args: str, columns: int = 80, stderr_fd: int | None = None, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*bso_command(), *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr_fd if stderr_fd is not None else subprocess.PIPE,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": str(columns), **env},
+    )
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('terminal') / 'terminal.db'}"
+    app = BatchSizeOptimizer(env=persistence_env(url), clock=ManualClock())
+    try:
+        app.register_job(job_spec(job_id=LONG_JOB, job_id_prefix="test"))
+        for _ in range(30):
+            train(app, LONG_JOB)
+        app.register_job(job_spec(job_id="test-young", num_pruning_rounds=2))
+        app.predict("test-young")
+    finally:
+        app.close()
+    return url
+
+
+def widest(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+def test_version_names_the_distribution() -> None:
+    result = bso("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"bso (bso-server) {version('bso-server')}"
+
+
+def test_jobs_fits_the_terminal_in_human_units_without_the_cursor(database: str) -> None:
+    narrow = bso("jobs", "--database-url", database, columns=80)
+    assert narrow.returncode == 0, narrow.stderr
+    assert widest(narrow.stdout) <= 80
+    assert "…" in narrow.stdout  # the long job id was cut
+    assert "cursor" not in narrow.stdout and "e+0" not in narrow.stdout
+    assert re.search(r"\d(\.\d+)? kJ", narrow.stdout)
+    assert WHOLE_SECOND.search(narrow.stdout) and not re.search(r":\d\d\.\d", narrow.stdout)
+
+    wide = bso("jobs", "--wide", "--database-url", database, columns=80)
+    assert LONG_JOB in wide.stdout and "job_uuid" in wide.stdout and widest(wide.stdout) > 80
+
+    paged = bso("jobs", "--limit", "1", "--database-url", database)
+    hint = re.search(r"^\(more: bso jobs --after (\d+)\)$", paged.stdout, re.MULTILINE)
+    assert hint and LONG_JOB[:12] in paged.stdout and "test-young" not in paged.stdout
+    assert "test-young" in bso("jobs", "--after", hint.group(1), "--database-url", database).stdout
+
+
+def test_show_gives_the_spec_and_the_last_trials_in_units(database: str) -> None:
+    shown = bso("show", LONG_JOB, "--limit", "5", "--database-url", database, columns=100)
+    assert shown.returncode == 0, shown.stderr
+    assert widest(shown.stdout) <= 100
+    assert "metric: target 0.5, higher is better, max 10 epochs" in shown.stdout
+    assert "batch sizes: 8, 16, 32, 64 (default 32)" in shown.stdout
+    assert "pruning: done (2 rounds)" in shown.stdout
+    assert "(the last 5 of 30 trials: --limit 30 for all)" in shown.stdout
+    trial_lines = [line for line in shown.stdout.splitlines() if re.match(r"^(2[6-9]|30)\s", line)]
+    assert len(trial_lines) == 5 and all(re.search(r" (s|min) .* k?J ", line) for line in trial_lines)
+
+    young = bso("show", "test-young", "--database-url", database)
+    assert "pruning: round 1 of 2" in young.stdout
+    state = json.loads(bso("show", "test-young", "--json", "--database-url", database).stdout)
+    assert state["pruning"]["round"] == 1 and state["pruning"]["done"] is False
+    done = json.loads(bso("show", LONG_JOB, "--json", "--database-url", database).stdout)
+    assert done["pruning"] == {**done["pruning"], "round": None, "rounds_done": 2, "done": True}
+    assert len(done["trial_list"]) == 30  # JSON has every trial unless --limit is given
+    assert '"inf"' not in json.dumps(done)
+
+
+def test_events_cut_payloads_to_the_width_and_page(database: str) -> None:
+    events = bso("events", LONG_JOB, "--limit", "5", "--database-url", database, columns=90)
+    assert events.returncode == 0
+    *table, hint = events.stdout.splitlines()
+    assert len(table) == 6 and max(map(len, table)) <= 90 and all(line.endswith("…") for line in table[1:])
+    assert hint == f"(more: bso events {LONG_JOB} --after 5)"  # a command to copy: never cut
+    full = bso("events", LONG_JOB, "--limit", "5", "--wide", "--database-url", database, columns=90)
+    assert widest(full.stdout) > 90 and '"job_id":"' + LONG_JOB in full.stdout
+
+
+def test_reanalyze_says_early_stopping_is_off(database: str) -> None:
+    result = bso("reanalyze", LONG_JOB, "--beta-knob", "none", "--database-url", database, columns=100)
+    assert result.returncode == 0, result.stderr
+    assert "knobs: beta_knob 2.0 -> off" in result.stdout
+    assert widest(result.stdout) <= 100 and "(the first 20 of 30 trials" in result.stdout
+    report = json.loads(bso("reanalyze", LONG_JOB, "--beta-knob", "none", "--json", "--database-url", database).stdout)
+    assert report["knobs"]["counterfactual"]["beta_knob"] is None
+
+
+def test_unknown_job_is_exit_1_and_a_bad_flag_exit_2(database: str) -> None:
+    unknown = bso("show", "no-such-job", "--database-url", database)
+    assert unknown.returncode == 1 and "Unknown job(no-such-job)" in unknown.stderr
+    assert bso("jobs", "--limit", "0", "--database-url", database).returncode == 2
+
+
+def test_simulate_plot_without_matplotlib_fails_before_simulating(tmp_path: Path) -> None:
+    hidden = tmp_path / "no-matplotlib" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('matplotlib is not installed here')\n")
+    path_entries = [str(hidden.parent), os.environ.get("PYTHONPATH", "")]
+    started = time.monotonic()
+    result = bso("simulate", "--plot", str(tmp_path / "out.png"), PYTHONPATH=os.pathsep.join(filter(None, path_entries)))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0 and "bso-server[plot]" in result.stderr
+    assert time.monotonic() - started < 30 and not (tmp_path / "out.png").exists()
+
+
+def test_simulate_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    args = ("simulate", "--workload", "sentiment140", "--recurrences", "4")
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
+    try:
+        on_terminal = bso(*args, stderr_fd=terminal)
+        os.close(terminal)
+        shown = _drain(controller)
+    finally:
+        os.close(controller)
+    assert on_terminal.returncode == 0
+    assert "simulate" in shown and "4/4" in shown and "recurrence" in shown
+    piped = bso(*args)
+    assert piped.returncode == 0 and piped.stderr == ""
+    assert widest(piped.stdout) <= 80 and re.search(r"\d [kMG]?J .*\d (s|min|h) ", piped.stdout)
+    assert bso(*args, "--json", stderr_fd=None).stderr == ""
+
+
+def _drain(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the terminal's other end is closed and read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
