@@ -10,16 +10,19 @@ server over HTTP, so that the same seeds give the same sequence of runs.
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
+from uuid import uuid4
 
 import numpy as np
 import pandas as pd
 
 from application.service import BatchSizeOptimizer
-from domain.cost import energy_time_cost, epoch_cost_at_power
-from domain.reporting import EpochReport
-from domain.spec import ZEUS
 from application.traces import TraceSource, Workload
+from domain.cost import energy_time_cost, epoch_cost_at_power
+from domain.job import Job
+from domain.reporting import EpochReport
+from domain.spec import ZEUS, JobSpec
 
 MAX_TRIES_PER_RECURRENCE = 20
 
@@ -59,6 +62,40 @@ class InProcessClient:
 
     def run_cost_bound(self, job_id: str, trial_number: int) -> float | None:
         return self.optimizer.run_cost_bound(job_id, trial_number)
+
+
+class AggregateClient:
+    """The Job aggregate itself, held in memory with no event store: the same decisions as
+    the application's (one policy implementation) at a fraction of the cost, for benchmarks
+    that simulate thousands of jobs. The clock is a fixed instant; no trial ever expires."""
+
+    _NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+
+    def register(self, spec: dict[str, Any]) -> str:
+        fields = {**spec, "job_id": spec.get("job_id") or f"{spec['job_id_prefix']}-1"}
+        self.job = Job.register(uuid4(), JobSpec.create(fields), fields["mab_seed"], self._NOW)
+        self.job.collect_events()
+        return self.job.job_id
+
+    def predict(self, job_id: str) -> tuple[int, int]:
+        trial = self._job().dispatch_trial(self._NOW)
+        self._job().collect_events()
+        return trial.batch_size, trial.number
+
+    def report(self, job_id: str, report: EpochReport) -> dict[str, Any]:
+        answer = self._job().report(report, self._NOW)
+        self._job().collect_events()
+        return {"stop_train": answer.stop_train, "converged": answer.converged, "message": answer.message}
+
+    def run_cost_bound(self, job_id: str, trial_number: int) -> float | None:
+        return self._job().run_bound(trial_number)
+
+    def _job(self) -> Job:
+        assert self.job is not None, "register the job first"
+        return self.job
 
 
 @dataclass(frozen=True)

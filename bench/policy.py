@@ -1,7 +1,8 @@
 """Policy benchmark: LSTS against Zeus's policy on every shipped workload and GPU. Prints JSON.
 
-Both policies run through the real in-process service and the real simulator
-(``bso simulate``'s trainer) on paired draws: the k-th run of batch size b in seed s is
+Both policies run in the real simulator (``bso simulate``'s trainer) against the Job
+aggregate itself, held in memory (``AggregateClient``: the service's decisions without
+its event store, checked equal to the application's in tests), on paired draws: the k-th run of batch size b in seed s is
 the same recorded run whatever the policy did before. Per cell (workload x GPU) and
 overall it prints each policy's regret in oracle recurrences (POLICY.md: (cumulative
 cost - N x oracle cost) / oracle cost), its mean, standard deviation and 95th percentile,
@@ -25,10 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from application.service import BatchSizeOptimizer
 from application.simulator import (
     PAIRED_DRAWS,
-    InProcessClient,
+    AggregateClient,
     Knobs,
     SimulationError,
     TraceSimulator,
@@ -39,7 +39,6 @@ from application.simulator import (
 from application.traces import Workload
 from domain.errors import DomainError
 from domain.spec import LSTS, POLICIES, ZEUS
-from infrastructure.settings import persistence_env
 from infrastructure.trace_data import SHIPPED_GPUS, WORKLOAD_PRESETS, Traces, shipped_power_trace, shipped_train_trace
 
 ETA = 0.5
@@ -57,15 +56,12 @@ def cell_trace(workload_name: str, gpu: str) -> WorkloadTrace:
 def simulate(workload_name: str, gpu: str, seed: int, policy: str, recurrences: int) -> dict[str, float] | None:
     """One job of N recurrences: its cumulative cost and energy; None if it was left with no
     converged batch size (the policy gave up, or 20 tries in a row missed the target)."""
-    app = BatchSizeOptimizer(env=persistence_env("memory://"))
     knobs = Knobs(eta_knob=ETA, beta_knob=2.0, mab_seed=seed, policy=policy)
-    simulator = TraceSimulator(cell_trace(workload_name, gpu), InProcessClient(app), knobs, seed, gpu, PAIRED_DRAWS)
+    simulator = TraceSimulator(cell_trace(workload_name, gpu), AggregateClient(), knobs, seed, gpu, PAIRED_DRAWS)
     try:
         result = simulator.run(recurrences, summarise=False)
     except (SimulationError, DomainError):
         return None
-    finally:
-        app.close()
     return {"cost": sum(run.cost for run in result.runs), "energy": sum(run.energy for run in result.runs)}
 
 
@@ -98,7 +94,8 @@ def summarise_cell(cell: str, jobs: list[dict[str, Any]], recurrences: int) -> d
     differences = [l - z for l, z in paired]
     summary["ratio"] = summary[LSTS]["regret_mean"] / summary[ZEUS]["regret_mean"]
     summary["paired_difference"] = statistics.fmean(differences)
-    summary["paired_difference_se"] = statistics.stdev(differences) / math.sqrt(len(differences))
+    spread = statistics.stdev(differences) if len(differences) > 1 else math.nan
+    summary["paired_difference_se"] = spread / math.sqrt(len(differences))
     summary["worse_beyond_noise"] = summary["paired_difference"] > max(2 * summary["paired_difference_se"], 0.1)
     return summary
 

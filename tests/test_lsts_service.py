@@ -11,7 +11,14 @@ from api.http.app import create_app
 from application.audit import JobAudit, state_view
 from application.reanalysis import reanalyze
 from application.service import BatchSizeOptimizer
-from application.simulator import PAIRED_DRAWS, InProcessClient, Knobs, TraceSimulator, WorkloadTrace
+from application.simulator import (
+    PAIRED_DRAWS,
+    AggregateClient,
+    InProcessClient,
+    Knobs,
+    TraceSimulator,
+    WorkloadTrace,
+)
 from domain.errors import InvalidSpecError
 from domain.reporting import EpochReport
 from infrastructure.settings import Settings, SettingsError, persistence_env
@@ -126,6 +133,19 @@ def test_the_server_default_policy_applies_when_the_client_names_none() -> None:
         assert app.live_job("test-default").lsts is not None and app.live_job("test-named").lsts is None
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("policy", ["zeus", "lsts"])
+def test_the_bare_aggregate_decides_as_the_application_does(policy: str) -> None:
+    """bench/policy.py simulates against the Job aggregate without an event store."""
+    trace = WorkloadTrace(Traces.load(shipped_train_trace(), shipped_power_trace("p100")), WORKLOAD_PRESETS["cifar100"])
+    app = BatchSizeOptimizer(env=persistence_env("memory://"))
+    runs = []
+    for client in (InProcessClient(app), AggregateClient()):
+        simulator = TraceSimulator(trace, client, Knobs(mab_seed=4, policy=policy), 4, "p100", PAIRED_DRAWS)
+        runs.append([(run.batch_size, run.cost, run.server_converged) for run in simulator.run(80).runs])
+    app.close()
+    assert runs[0] == runs[1]
 
 
 def test_lsts_regret_is_below_zeus_on_paired_draws() -> None:
