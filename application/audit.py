@@ -24,7 +24,7 @@ from eventsourcing.domain import DomainEventProtocol
 from application.catalog import REGISTERED_TOPIC, JobCatalog
 from application.service import BatchSizeOptimizer
 from domain.bandit import current_arm_record
-from domain.enums import StopReason, TrialStatus
+from domain.enums import Stage, StopReason, TrialStatus
 from domain.job import Job
 from domain.pruning import pruning_progress
 from domain.spec import JobSpec
@@ -135,14 +135,15 @@ class _BanditMemory:
     def why(self, event: Job.TrialDispatched) -> dict[str, Any]:
         why = {**_counted_from_one(event.reason), "generator_state_after": event.generator_state}
         if event.generator_state is not None:
-            recorded = why.get("arms")
+            why.setdefault("generator_state_before", self.generator_state)
+            self.generator_state = event.generator_state
+        if event.generator_state is not None and event.reason.get("stage") == Stage.BANDIT:
+            recorded = why.get("arms")  # Zeus's bandit: the arms it drew from
             why["arms"] = (
                 [current_arm_record(arm) for arm in recorded]
                 if recorded is not None
                 else [self.arms[size] for size in sorted(self.arms)]
             )
-            why.setdefault("generator_state_before", self.generator_state)
-            self.generator_state = event.generator_state
         return why
 
 
