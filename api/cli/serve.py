@@ -121,6 +121,7 @@ def _metrics_directory() -> Iterator[None]:
     try:
         yield
     finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
         shutil.rmtree(path, ignore_errors=True)
 
 
