@@ -156,3 +156,12 @@ def test_a_two_worker_server_answers_every_scrape_for_both_workers(tmp_path: Pat
         assert value(scraped, "bso_jobs", stage="pruning") == 1
     assert not directory.exists(), "bso serve removes its metrics directory when it stops"
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None
+
+
+def test_a_single_process_server_removes_its_metrics_directory_when_stopped(tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"  # where bso serve makes its metrics directory
+    temporary.mkdir()
+    with running_server(f"sqlite:///{tmp_path / 'one.db'}", tmp_path, TMPDIR=str(temporary)) as server:
+        assert [path.name[:12] for path in temporary.iterdir()] == ["bso-metrics-"]
+        assert httpx.get(f"{server.url}/metrics").status_code == 200
+    assert list(temporary.iterdir()) == []
