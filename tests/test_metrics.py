@@ -71,6 +71,7 @@ def test_one_app_counts_commands_trials_by_outcome_routes_and_jobs_by_stage(tmp_
         predict()
         assert client.get("/v1/jobs/metrics-1/trials/99").status_code == 404
         assert client.get("/no/such/path-with-secret-id").status_code == 404
+        assert client.request("BREW-COFFEE", "/jobs").status_code == 405
         assert client.post("/v1/jobs/metrics-1/reanalysis", json={"eta_knob": 0.9}).status_code == 200
         after = samples(client.get("/metrics").text)
 
@@ -92,8 +93,9 @@ def test_one_app_counts_commands_trials_by_outcome_routes_and_jobs_by_stage(tmp_
     assert delta(before, after, seconds, route="/jobs/batch_size", method="GET", status="2xx") == 6
     assert delta(before, after, seconds, route="/v1/jobs/{job_id}/trials/{number}", method="GET", status="4xx") == 1
     assert delta(before, after, seconds, route="unmatched", method="GET", status="4xx") == 1
+    assert delta(before, after, seconds, route="/jobs", method="other", status="4xx") == 1
     labels = {value for (_, label_set) in after for (_, value) in label_set}
-    assert not any("metrics-1" in label or "secret" in label for label in labels)
+    assert not any("metrics-1" in label or "secret" in label or "BREW" in label for label in labels)
 
 
 def test_a_deleted_job_counts_as_deleted(tmp_path: Path) -> None:
@@ -154,3 +156,12 @@ def test_a_two_worker_server_answers_every_scrape_for_both_workers(tmp_path: Pat
         assert value(scraped, "bso_jobs", stage="pruning") == 1
     assert not directory.exists(), "bso serve removes its metrics directory when it stops"
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None
+
+
+def test_a_single_process_server_removes_its_metrics_directory_when_stopped(tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"  # where bso serve makes its metrics directory
+    temporary.mkdir()
+    with running_server(f"sqlite:///{tmp_path / 'one.db'}", tmp_path, TMPDIR=str(temporary)) as server:
+        assert [path.name[:12] for path in temporary.iterdir()] == ["bso-metrics-"]
+        assert httpx.get(f"{server.url}/metrics").status_code == 200
+    assert list(temporary.iterdir()) == []

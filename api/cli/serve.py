@@ -6,8 +6,10 @@ import logging
 import logging.config
 import os
 import shutil
+import signal
 import sqlite3
 import tempfile
+from types import FrameType
 from typing import Iterator
 
 import psycopg
@@ -22,7 +24,7 @@ from infrastructure.settings import Settings, SettingsError
 # How long uvicorn lets a worker take to answer its health check. Its default (5 s) is
 # shorter than a worker's imports take on a busy machine; the worker was then killed
 # and restarted over and over, and the server never became ready.
-WORKER_STARTUP_SECONDS = 60
+WORKER_STARTUP_SECONDS = 30
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -118,10 +120,18 @@ def _metrics_directory() -> Iterator[None]:
     """
     path = tempfile.mkdtemp(prefix="bso-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    # A single-process uvicorn re-raises SIGTERM after its graceful shutdown; as an
+    # exception rather than the default handler's death, it lets the clean-up below run.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield
     finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _uvicorn_style_logger(level: str) -> logging.Logger:
