@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
+from api.json_text import finite_json
+from api.numbers import parse_number
 from application.archive import ArchiveError
 from application.audit import AuditNotFoundError, JobAudit
 from application.service import BatchSizeOptimizer
@@ -40,17 +42,18 @@ def guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespa
 
 
 def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _number_flag(text, 1)
 
 
 def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+    return _number_flag(text, 0)
+
+
+def _number_flag(text: str, minimum: int) -> int:
+    try:
+        return parse_number(text, minimum)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -64,12 +67,13 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def opened_audit(args: argparse.Namespace, create: bool = False) -> Iterator[JobAudit]:
+    """The store's audit queries; read-only (never writes, never creates a file) unless ``create``."""
     settings = settings_from(args)
     if create:
         create_schema(BatchSizeOptimizer, settings)
     else:
-        check_schema(BatchSizeOptimizer, settings)
-    app = BatchSizeOptimizer(env=settings.override(create_schema=False).persistence_env())
+        check_schema(BatchSizeOptimizer, settings, read_only=True)
+    app = BatchSizeOptimizer(env=settings.override(create_schema=False).persistence_env(read_only=not create))
     try:
         yield JobAudit(app)
     finally:
@@ -100,7 +104,7 @@ def progress_for(args: argparse.Namespace, label: str) -> ProgressBar | None:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+    print(finite_json(data, indent=2))
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:

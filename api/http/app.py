@@ -2,9 +2,10 @@
 
 import contextlib
 import logging
+import threading
 from typing import AsyncIterator
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -57,6 +58,10 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         to_thread.current_default_thread_limiter().total_tokens = settings.command_threads()
         app.state.optimizer = optimizer or await run_in_threadpool(build_optimizer, settings)
         app.state.audit = JobAudit(app.state.optimizer)
+        # Reads get threads of their own and reanalyses a bounded number of slots, so that
+        # readers never take the threads (or the memory) trainers' commands need.
+        app.state.read_limiter = CapacityLimiter(settings.read_threads)
+        app.state.reanalysis_slots = threading.Semaphore(settings.max_reanalyses)
         try:
             yield
         finally:
@@ -72,6 +77,13 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         Route("/readyz", readyz, methods=["GET"]),
     ]
     middleware = []
-    if settings.auth_token:
-        middleware.append(Middleware(BearerTokenAuth, token=settings.auth_token, protect_reads=settings.auth_reads))
+    if settings.auth_token or settings.read_token:
+        middleware.append(
+            Middleware(
+                BearerTokenAuth,
+                token=settings.auth_token,
+                protect_reads=settings.auth_reads,
+                read_token=settings.read_token,
+            )
+        )
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -4,22 +4,29 @@
 aggregate UUID from the listing (that incarnation exactly).
 """
 
+import threading
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
 
-from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
+from anyio import CapacityLimiter, to_thread
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from api.http.auth import may_write
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body, validate
+from api.http.responses import FiniteJSONResponse
+from api.numbers import MAX_NUMBER, parse_number
 from api.http.schemas import JobSpecFromClient
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
 
 MAX_PAGE = 1000
+RETRY_REANALYSIS_AFTER_SECONDS = 5
+# What lets a reader predict a job's next random draws: shown only to callers allowed to write.
+SECRET_FIELDS = frozenset({"seed", "mab_seed", "generator_state", "generator_state_before", "generator_state_after"})
 
 
 class ReanalysisKnobs(BaseModel):
@@ -28,7 +35,7 @@ class ReanalysisKnobs(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     eta_knob: float | None = None
-    beta_knob: float | None = None
+    beta_knob: float | None = Field(default=None, gt=0.0)
     window_size: int | None = None
     mab_prior_mean: float | None = None
     mab_prior_precision: float | None = None
@@ -58,18 +65,14 @@ def _invalid(field: str, text: str) -> RequestError:
     return RequestError(422, f"Invalid request: {field}: {text}", [{"field": field, "message": text, "type": "value_error"}])
 
 
-def query_int(request: Request, name: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
+def query_int(request: Request, name: str, default: int | None, minimum: int, maximum: int = MAX_NUMBER) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise _invalid(f"query.{name}", f"must be an integer, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise _invalid(f"query.{name}", f"must be {bounds}, got {value}")
-    return value
+        return parse_number(raw, minimum, maximum)
+    except ValueError as error:
+        raise _invalid(f"query.{name}", str(error)) from None
 
 
 def query_instant(request: Request) -> datetime | None:
@@ -83,17 +86,33 @@ def query_instant(request: Request) -> datetime | None:
 
 
 def path_trial_number(request: Request) -> int:
-    raw = request.path_params["number"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise _invalid("path.number", f"must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
-async def _answer(query: Callable[[], Any]) -> Response:
     try:
-        return JSONResponse(await run_in_threadpool(query))
+        return parse_number(request.path_params["number"], 1)
+    except ValueError as error:
+        raise _invalid("path.number", str(error)) from None
+
+
+def without_secrets(value: Any) -> Any:
+    """``value`` without any field in SECRET_FIELDS, at any depth."""
+    if isinstance(value, dict):
+        return {key: without_secrets(item) for key, item in value.items() if key not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [without_secrets(item) for item in value]
+    return value
+
+
+async def read_off_the_command_threads(request: Request, query: Callable[[], Any]) -> Any:
+    """Run a read on the reads' own threads, so that readers never queue trainers' commands."""
+    limiter: CapacityLimiter = request.app.state.read_limiter
+    try:
+        return await to_thread.run_sync(query, limiter=limiter)
     except AuditNotFoundError as error:
         raise NotFoundError(str(error)) from None
+
+
+async def _answer(request: Request, query: Callable[[], Any]) -> Response:
+    view = await read_off_the_command_threads(request, query)
+    return FiniteJSONResponse(view if may_write(request) else without_secrets(view))
 
 
 async def list_jobs(request: Request) -> Response:
@@ -101,12 +120,12 @@ async def list_jobs(request: Request) -> Response:
     prefix = request.query_params.get("prefix", "")
     limit = query_int(request, "limit", 50, 1, MAX_PAGE)
     after = query_int(request, "after", 0, 0)
-    return await _answer(lambda: audit.list_jobs(prefix, after, limit))
+    return await _answer(request, lambda: audit.list_jobs(prefix, after, limit))
 
 
 async def show_job(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
-    return await _answer(lambda: audit.state(job_id))
+    return await _answer(request, lambda: audit.state(job_id))
 
 
 async def job_state(request: Request) -> Response:
@@ -115,36 +134,45 @@ async def job_state(request: Request) -> Response:
     at = query_instant(request)
     if version is not None and at is not None:
         raise _invalid("query", "give either version or at, not both")
-    return await _answer(lambda: audit.state(job_id, version, at))
+    return await _answer(request, lambda: audit.state(job_id, version, at))
 
 
 async def list_trials(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
-    return await _answer(lambda: {"trials": audit.trials(job_id)})
+    after = query_int(request, "after", 0, 0)
+    limit = query_int(request, "limit", 100, 1, MAX_PAGE)
+    return await _answer(request, lambda: audit.trials_page(job_id, after, limit))
 
 
 async def show_trial(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     number = path_trial_number(request)
-    return await _answer(lambda: audit.trial(job_id, number))
+    return await _answer(request, lambda: audit.trial(job_id, number))
 
 
 async def list_events(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     after = query_int(request, "after", 0, 0)
     limit = query_int(request, "limit", 100, 1, MAX_PAGE)
-    return await _answer(lambda: audit.events(job_id, after, limit))
+    return await _answer(request, lambda: audit.events(job_id, after, limit))
 
 
 async def run_reanalysis(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     knobs = await parse_body(request, ReanalysisKnobs, request.app.state.settings.max_body_bytes)
+    slots: threading.Semaphore = request.app.state.reanalysis_slots
+    if not slots.acquire(blocking=False):
+        raise RequestError(
+            503,
+            "Too many reanalyses are running in this server process; retry later",
+            headers={"Retry-After": str(RETRY_REANALYSIS_AFTER_SECONDS)},
+        )
     try:
-        events = await run_in_threadpool(audit.domain_events, job_id)
-    except AuditNotFoundError as error:
-        raise NotFoundError(str(error)) from None
-    overrides = checked_overrides(events[0].spec, knobs)
-    return await _answer(lambda: reanalyze(events, overrides, knobs.resample_seed))
+        events = await read_off_the_command_threads(request, lambda: audit.domain_events(job_id))
+        overrides = checked_overrides(events[0].spec, knobs)
+        return await _answer(request, lambda: reanalyze(events, overrides, knobs.resample_seed))
+    finally:
+        slots.release()
 
 
 def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str = "GET") -> Route:

@@ -25,7 +25,9 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
         return validate(model, {})  # no body: every field takes its default or is reported missing
     try:
         data: Any = json.loads(bytes(raw))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError:
+        raise RequestError(422, "Request body is nested too deeply to be read as JSON") from None
+    except ValueError as error:  # invalid JSON, bad UTF-8, or an integer beyond Python's digit limit
         raise RequestError(422, f"Request body is not valid JSON: {error}") from None
     return validate(model, data)
 

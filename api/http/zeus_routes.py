@@ -1,6 +1,6 @@
 """The five routes of Zeus's batch size optimizer server, same paths, bodies and answers."""
 
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -86,10 +86,17 @@ async def delete_job(request: Request) -> Response:
     return JSONResponse(None)
 
 
+def get_without_head(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+    """A GET route that changes state: Starlette would answer HEAD by running it, so HEAD is a 405."""
+    route = Route(path, endpoint, methods=["GET"])
+    route.methods = {"GET"}
+    return route
+
+
 routes = [
     Route("/jobs", register_job, methods=["POST"]),
     Route("/jobs", delete_job, methods=["DELETE"]),
-    Route("/jobs/batch_size", predict, methods=["GET"]),
+    get_without_head("/jobs/batch_size", predict),  # Zeus's predict is a GET; it dispatches a trial
     Route("/report", report, methods=["POST"]),
     Route("/trials", end_trial, methods=["PATCH"]),
 ]
