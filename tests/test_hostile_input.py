@@ -143,7 +143,7 @@ def poison_stored_floats(database_url: str, replacement: float) -> None:
                 if name not in ("originator_id", "originator_version", "timestamp"):
                     object.__setattr__(event, name, _replace_floats(value, replacement))
             stored = app.mapper.to_stored_event(event)
-            rows.append((stored.state, str(record.originator_id), record.originator_version))
+            rows.append((stored.state, record.originator_id.hex, record.originator_version))
         table = app.recorder.events_table_name
     finally:
         app.close()
@@ -442,14 +442,10 @@ def test_read_commands_work_on_read_only_media(tmp_path: Path) -> None:
 
 
 def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:
-    url = _good_database(tmp_path / "store.db")
-    with TestClient(create_app(Settings(database_url=url)), raise_server_exceptions=False) as client:
-        assert client.get("/readyz").status_code == 200
-        path = tmp_path / "store.db"
-        data = bytearray(path.read_bytes())
-        data[4096:] = os.urandom(len(data) - 4096)
-        path.write_bytes(bytes(data))
+    """Random bytes at page 2: the server process starts (the app is built), but is not ready."""
+    with TestClient(create_app(Settings(database_url=_damaged("page-2", tmp_path))), raise_server_exceptions=False) as client:
         assert_refused(client.get("/readyz"), 503)
+        assert client.get("/healthz").status_code == 200
 
 
 # -- the body-read timeout and closed pipes ------------------------------------------------

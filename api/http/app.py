@@ -19,6 +19,7 @@ from api.http.errors import EXCEPTION_HANDLERS, message
 from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
 from infrastructure.conflict_lanes import conflict_lanes_for
+from infrastructure.schema import probe_store
 from infrastructure.settings import Settings
 
 logger = logging.getLogger("bso.api")
@@ -36,11 +37,16 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def read_the_store(audit: JobAudit) -> None:
+    """Read what every route needs: the newest notifications, decoded, and a page of the job list."""
+    probe_store(audit.app, integrity=False)
+    audit.list_jobs(limit=1)
+
+
 async def readyz(request: Request) -> Response:
-    optimizer: BatchSizeOptimizer = request.app.state.optimizer
     try:
-        await run_in_threadpool(optimizer.recorder.max_notification_id)
-    except Exception as error:  # any failure to reach the store means "not ready"
+        await run_in_threadpool(read_the_store, request.app.state.audit)
+    except Exception as error:  # any failure to read the store means "not ready"
         logger.warning("readiness check failed: %s", error)
         return message(503, f"Event store unreachable: {type(error).__name__}")
     return JSONResponse({"status": "ready"})
