@@ -4,6 +4,7 @@
 aggregate UUID from the listing (that incarnation exactly).
 """
 
+import re
 import threading
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
@@ -24,6 +25,9 @@ from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
 
 MAX_PAGE = 1000
+# The instants ``?at=`` accepts (the OpenAPI document states the same pattern): no zone means UTC.
+INSTANT_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?"
+INSTANT = re.compile(INSTANT_PATTERN, re.ASCII)
 RETRY_REANALYSIS_AFTER_SECONDS = 5
 # What lets a reader predict a job's next random draws: shown only to callers allowed to write.
 SECRET_FIELDS = frozenset({"seed", "mab_seed", "generator_state", "generator_state_before", "generator_state_after"})
@@ -80,6 +84,8 @@ def query_instant(request: Request) -> datetime | None:
     if raw is None:
         return None
     try:
+        if not INSTANT.fullmatch(raw):
+            raise ValueError(raw)
         return parse_instant(raw)
     except ValueError:
         raise _invalid("query.at", f"must be an ISO-8601 instant such as 2024-05-01T12:00:00Z, got {raw!r}") from None
