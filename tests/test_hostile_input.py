@@ -474,3 +474,35 @@ def test_closed_pipe_ends_quietly(sqlite_url: str, client: TestClient) -> None:
             shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60,
         )
         assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr
+
+
+# -- 10. the OpenAPI document is as strict as the server --------------------------------------
+
+
+def test_document_states_bounds_types_answers_and_declares_the_bearer_scheme(client: TestClient) -> None:
+    document = strict_json(client.get("/openapi.json").text)
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["bearer"]["description"]
+    }
+    paths = document["paths"]
+    parameters = {
+        (path, parameter["name"]): parameter["schema"]
+        for path, operations in paths.items() for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+    }
+    assert parameters[("/jobs/batch_size", "job_id")]["minLength"] == 1
+    assert parameters[("/v1/jobs", "limit")] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert parameters[("/v1/jobs/{job_id}/state", "version")]["minimum"] == 1
+    assert parameters[("/v1/jobs/{job_id}/trials/{number}", "number")]["minimum"] == 1
+    assert parameters[("/v1/jobs/{job_id}/events", "after")]["maximum"] == 2**63 - 1
+    knobs = document["components"]["schemas"]["ReanalysisKnobs"]["properties"]["beta_knob"]
+    assert {"type": "number", "exclusiveMinimum": 0.0} in knobs["anyOf"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            assert "security" in operation, (method, path)
+            if path.startswith("/v1"):
+                assert "$ref" in operation["responses"]["200"]["content"]["application/json"]["schema"], path
+                assert "422" in operation["responses"] or path == "/v1/jobs/{job_id}", path
+            if method in ("post", "patch", "delete") or path == "/jobs/batch_size":
+                assert operation["security"] == [{"bearer": []}], (method, path)
+                assert "401" in operation["responses"]

@@ -93,9 +93,13 @@ def get_without_head(path: str, endpoint: Callable[[Request], Awaitable[Response
     return route
 
 
+async def jobs(request: Request) -> Response:
+    """POST and DELETE /jobs: one route, so that a 405 on /jobs lists both in Allow."""
+    return await (register_job if request.method == "POST" else delete_job)(request)
+
+
 routes = [
-    Route("/jobs", register_job, methods=["POST"]),
-    Route("/jobs", delete_job, methods=["DELETE"]),
+    Route("/jobs", jobs, methods=["POST", "DELETE"]),
     get_without_head("/jobs/batch_size", predict),  # Zeus's predict is a GET; it dispatches a trial
     Route("/report", report, methods=["POST"]),
     Route("/trials", end_trial, methods=["PATCH"]),
