@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from api.http.auth import may_write
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body, validate
-from api.http.responses import FiniteJSONResponse
+from api.json_text import finite_json
 from api.numbers import MAX_NUMBER, parse_number
 from api.http.schemas import JobSpecFromClient
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
@@ -117,8 +117,14 @@ async def read_off_the_command_threads(request: Request, query: Callable[[], Any
 
 
 async def _answer(request: Request, query: Callable[[], Any]) -> Response:
-    view = await read_off_the_command_threads(request, query)
-    return FiniteJSONResponse(view if may_write(request) else without_secrets(view))
+    """The view as JSON, built and rendered on a read thread (a large view never stalls the event loop)."""
+    show_secrets = may_write(request)
+
+    def rendered() -> bytes:
+        view = query()
+        return finite_json(view if show_secrets else without_secrets(view)).encode("utf-8")
+
+    return Response(await read_off_the_command_threads(request, rendered), media_type="application/json")
 
 
 async def list_jobs(request: Request) -> Response:
