@@ -27,7 +27,8 @@ from domain.pruning import pruning_progress
 
 Progress = Callable[[int, int], None]
 _REPLAY_PAGE = 1000
-_CACHED_JOBS = 256
+_CACHED_STATES = 256  # a state view is small
+_CACHED_FOLDS = 32  # a trial fold holds every trial of its job with its epochs: fewer of them
 
 
 class AuditNotFoundError(LookupError):
@@ -186,8 +187,8 @@ class ViewCache:
     invalidation: a job that changed is simply rebuilt (trials incrementally).
     """
 
-    def __init__(self, max_jobs: int = _CACHED_JOBS) -> None:
-        self._max_jobs = max_jobs
+    def __init__(self, max_states: int = _CACHED_STATES, max_folds: int = _CACHED_FOLDS) -> None:
+        self._max_states, self._max_folds = max_states, max_folds
         self._lock = threading.Lock()
         self._states: OrderedDict[UUID, tuple[int, dict[str, Any]]] = OrderedDict()
         self._folds: OrderedDict[UUID, tuple[threading.Lock, TrialFold]] = OrderedDict()
@@ -204,7 +205,7 @@ class ViewCache:
         with self._lock:
             self._states[job_uuid] = (version, view)
             self._states.move_to_end(job_uuid)
-            while len(self._states) > self._max_jobs:
+            while len(self._states) > self._max_states:
                 self._states.popitem(last=False)
 
     def fold(self, job_uuid: UUID) -> tuple[threading.Lock, TrialFold]:
@@ -214,7 +215,7 @@ class ViewCache:
             if entry is None:
                 entry = self._folds[job_uuid] = (threading.Lock(), TrialFold())
             self._folds.move_to_end(job_uuid)
-            while len(self._folds) > self._max_jobs:
+            while len(self._folds) > self._max_folds:
                 self._folds.popitem(last=False)
             return entry
 

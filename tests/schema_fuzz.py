@@ -12,6 +12,8 @@ import hypothesis
 import httpx
 import schemathesis
 from hypothesis import HealthCheck
+from hypothesis import strategies as st
+from schemathesis.generation import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 TOKEN = "fuzz-token"
@@ -63,6 +65,19 @@ def fuzz(url: str, max_examples: int, seed: int) -> FuzzResult:
 CROSS_FIELD_RULES = {"POST /jobs", "POST /v1/jobs/{job_id}/reanalysis", "GET /v1/jobs/{job_id}/state"}
 
 
+def _cases(operation: Any) -> Any:
+    """Schema-valid and schema-invalid cases; for a job's reads also cases about the seeded job,
+    so that its answers (not only 404s) are checked against their schemas."""
+    modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+    strategies = [operation.as_strategy(generation_mode=mode) for mode in modes]
+    if "{job_id}" in operation.path:
+        strategies += [
+            operation.as_strategy(generation_mode=mode, path_parameters={"job_id": SEEDED_JOB["job_id"]})
+            for mode in modes
+        ]
+    return st.one_of(strategies)
+
+
 def _fuzz_operation(operation: Any, max_examples: int, seed: int, result: FuzzResult) -> None:
     label = f"{operation.method.upper()} {operation.path}"
     excluded = [positive_data_acceptance] if label in CROSS_FIELD_RULES else []
@@ -75,7 +90,7 @@ def _fuzz_operation(operation: Any, max_examples: int, seed: int, result: FuzzRe
         suppress_health_check=list(HealthCheck),
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
     )
-    @hypothesis.given(case=operation.as_strategy())
+    @hypothesis.given(case=_cases(operation))
     def run(case: Any) -> None:
         result.examples += 1
         try:

@@ -210,6 +210,8 @@ def test_bodies_the_parser_refuses_are_422(client: TestClient, method: str, path
         "/v1/jobs?after=9999999999999999999",
         "/v1/jobs?limit=%C2%B2",
         "/v1/jobs?limit=0",
+        "/v1/jobs?limit=",
+        "/v1/jobs/api-1/state?version=",
     ],
 )
 def test_odd_path_and_query_numbers_are_422(client: TestClient, path: str) -> None:

@@ -71,7 +71,7 @@ def _invalid(field: str, text: str) -> RequestError:
 
 def query_int(request: Request, name: str, default: int | None, minimum: int, maximum: int = MAX_NUMBER) -> int | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:  # absent; an empty value is not a number (422), as the OpenAPI document says
         return default
     try:
         return parse_number(raw, minimum, maximum)
