@@ -16,6 +16,7 @@ from starlette.routing import Route
 from api.http import audit_routes, metrics_routes, openapi, zeus_routes
 from api.http.auth import BearerTokenAuth
 from api.http.errors import EXCEPTION_HANDLERS, message
+from api.http.view_cache import RenderedViews
 from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
 from infrastructure.conflict_lanes import conflict_lanes_for
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         # readers never take the threads (or the memory) trainers' commands need.
         app.state.read_limiter = CapacityLimiter(settings.read_threads)
         app.state.reanalysis_slots = threading.Semaphore(settings.max_reanalyses)
+        app.state.rendered_views = RenderedViews()
         try:
             yield
         finally:

@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from api.http.auth import may_write
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body, validate
+from api.http.view_cache import RenderedViews
 from api.json_text import finite_json
 from api.numbers import MAX_NUMBER, parse_number
 from api.http.schemas import JobSpecFromClient
@@ -116,15 +117,34 @@ async def read_off_the_command_threads(request: Request, query: Callable[[], Any
         raise NotFoundError(str(error)) from None
 
 
-async def _answer(request: Request, query: Callable[[], Any]) -> Response:
-    """The view as JSON, built and rendered on a read thread (a large view never stalls the event loop)."""
+def _renderer(request: Request, query: Callable[[], Any]) -> Callable[[], bytes]:
     show_secrets = may_write(request)
 
     def rendered() -> bytes:
         view = query()
         return finite_json(view if show_secrets else without_secrets(view)).encode("utf-8")
 
-    return Response(await read_off_the_command_threads(request, rendered), media_type="application/json")
+    return rendered
+
+
+async def _answer(request: Request, query: Callable[[], Any]) -> Response:
+    """The view as JSON, built and rendered on a read thread (a large view never stalls the event loop)."""
+    body = await read_off_the_command_threads(request, _renderer(request, query))
+    return Response(body, media_type="application/json")
+
+
+async def _job_answer(request: Request, query: Callable[[], Any]) -> Response:
+    """A view of one job, served from the rendered answers while the job's stream has not moved."""
+    audit, reference = audit_of(request), request.path_params["job_id"]
+    views: RenderedViews = request.app.state.rendered_views
+    key = (request.url.path, request.url.query, may_write(request))
+    render = _renderer(request, query)
+
+    def cached() -> bytes:
+        job_uuid = audit.resolve(reference)
+        return views.get_or_render(key, (job_uuid, audit.latest_version(job_uuid)), render)
+
+    return Response(await read_off_the_command_threads(request, cached), media_type="application/json")
 
 
 async def list_jobs(request: Request) -> Response:
@@ -137,7 +157,7 @@ async def list_jobs(request: Request) -> Response:
 
 async def show_job(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
-    return await _answer(request, lambda: audit.state(job_id))
+    return await _job_answer(request, lambda: audit.state(job_id))
 
 
 async def job_state(request: Request) -> Response:
@@ -146,27 +166,27 @@ async def job_state(request: Request) -> Response:
     at = query_instant(request)
     if version is not None and at is not None:
         raise _invalid("query", "give either version or at, not both")
-    return await _answer(request, lambda: audit.state(job_id, version, at))
+    return await _job_answer(request, lambda: audit.state(job_id, version, at))
 
 
 async def list_trials(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     after = query_int(request, "after", 0, 0)
     limit = query_int(request, "limit", 100, 1, MAX_PAGE)
-    return await _answer(request, lambda: audit.trials_page(job_id, after, limit))
+    return await _job_answer(request, lambda: audit.trials_page(job_id, after, limit))
 
 
 async def show_trial(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     number = path_trial_number(request)
-    return await _answer(request, lambda: audit.trial(job_id, number))
+    return await _job_answer(request, lambda: audit.trial(job_id, number))
 
 
 async def list_events(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     after = query_int(request, "after", 0, 0)
     limit = query_int(request, "limit", 100, 1, MAX_PAGE)
-    return await _answer(request, lambda: audit.events(job_id, after, limit))
+    return await _job_answer(request, lambda: audit.events(job_id, after, limit))
 
 
 async def run_reanalysis(request: Request) -> Response:
