@@ -30,7 +30,7 @@ class Settings:
     auth_reads: bool = False
     allow_unauthenticated: bool = False
     read_token: str | None = None
-    read_threads: int = 2
+    read_threads: int = 1
     max_reanalyses: int = 1
     body_timeout_seconds: float = 30.0
 
