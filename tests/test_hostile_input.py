@@ -441,6 +441,15 @@ def test_read_commands_work_on_read_only_media(tmp_path: Path) -> None:
         assert done.returncode == 0, (command, done.stderr)
     assert sorted(path.name for path in folder.iterdir()) == ["store.db"]
     assert (folder / "store.db").read_bytes() == content
+    for writer in (["init-db"], ["serve", "--port", "1"]):  # writing there is refused in one line
+        bso = " ".join([sys.executable, "-m", "api.cli", *writer, "--database-url", url])
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", f"mount --bind {folder} {folder} && "
+             f"mount -o remount,ro,bind {folder} && {bso}"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )
+        assert done.returncode == 2 and done.stderr.startswith("bso: "), (writer, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:
