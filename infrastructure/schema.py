@@ -55,7 +55,7 @@ def store_failures_explained(settings: Settings) -> Iterator[None]:
 
 def create_schema(application_class: type[Application], settings: Settings) -> None:
     """Create the tables ``application_class`` needs, if absent; safe to run concurrently."""
-    _check_sqlite_location(settings, must_exist=False)
+    _check_location(settings, must_exist=False)
     env = settings.override(create_schema=True).persistence_env()
     with store_failures_explained(settings), _exclusive_schema_lock(settings):
         application = application_class(env=env)
@@ -71,7 +71,7 @@ def check_schema(
     """Raise SchemaMissingError unless the tables exist (without creating them), or
     StoreUnavailableError if the store cannot be opened or read. ``read_only`` never writes
     (nor creates a SQLite file); ``integrity`` also checks a SQLite file's structure."""
-    _check_sqlite_location(settings, must_exist=read_only)
+    _check_location(settings, must_exist=read_only)
     with store_failures_explained(settings):
         _check_tables(application_class, settings, read_only, integrity)
 
@@ -110,8 +110,15 @@ def probe_store(application: Application, integrity: bool = True) -> None:
             raise sqlite3.DatabaseError(f"the database file is damaged ({verdict})")
 
 
-def _check_sqlite_location(settings: Settings, must_exist: bool) -> None:
-    """Say plainly what is wrong with a SQLite path before SQLite says it obscurely."""
+def _check_location(settings: Settings, must_exist: bool) -> None:
+    """Say plainly what is wrong with a SQLite path, or why PostgreSQL cannot be reached,
+    before a connection pool says it obscurely (or only after its timeout)."""
+    if settings.uses_postgres:
+        try:
+            psycopg.connect(settings.database_url, connect_timeout=10).close()
+        except psycopg.Error as error:
+            raise StoreUnavailableError(f"cannot reach {redacted(settings.database_url)}: {one_line(error)}") from None
+        return
     path = settings.sqlite_path()
     if path is None:
         return
