@@ -3,7 +3,9 @@
 Everything returned is JSON primitives. Current and past states come from the
 Job aggregate (replayed by the repository); per-trial detail (why a trial got its
 batch size, its per-epoch telemetry) comes from the job's events, so the
-aggregate stays small however long the history.
+aggregate stays small however long the history. Current states and trial views are
+kept per job by stream version (``ViewCache``): a job whose stream has not moved is
+not read again, and one that has is brought up to date from its new events only.
 
 Addressing: a reference is a client job id, which means its latest incarnation
 (the live job, or the last deleted one), or a Job aggregate UUID, which names one
