@@ -7,14 +7,17 @@ a version or an instant, trials, replays, exports). It never writes.
 Everything returned is JSON primitives. Current and past states come from the
 Job aggregate (replayed by the repository); per-trial detail (why a trial got its
 batch size, its per-epoch telemetry) comes from the job's events, so the
-aggregate stays small however long the history.
+aggregate stays small however long the history. Current states and trial views are
+kept per job by stream version (``ViewCache``): a job whose stream has not moved is
+not read again, and one that has is brought up to date from its new events only.
 
 Addressing: a reference is a client job id, which means its latest incarnation
 (the live job, or the last deleted one), or a Job aggregate UUID, which names one
 incarnation exactly. A job id is looked up first.
 """
 
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 from uuid import UUID
@@ -31,6 +34,8 @@ from domain.spec import JobSpec
 
 Progress = Callable[[int, int], None]
 _REPLAY_PAGE = 1000
+_CACHED_STATES = 256  # a state view is small
+_CACHED_FOLDS = 32  # a trial fold holds every trial of its job with its epochs: fewer of them
 
 
 class AuditNotFoundError(LookupError):
@@ -147,12 +152,26 @@ class _BanditMemory:
         return why
 
 
-def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[str, Any]]:
-    """Every trial of a job with its epochs and reasons, read from the job's events."""
-    trials: dict[int, dict[str, Any]] = {}
-    bandit = _BanditMemory()
-    for event in events:
-        bandit.observe(event)
+class TrialFold:
+    """Every trial of a job with its epochs and reasons, folded from the job's events.
+
+    It remembers the version it has read up to, so bringing it up to date reads only
+    the events appended since (a repeated read of an unchanged job reads none).
+    """
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.trials: dict[int, dict[str, Any]] = {}
+        self.bandit = _BanditMemory()
+
+    def apply(self, events: Iterable[DomainEventProtocol[Any]]) -> None:
+        for event in events:
+            self._apply(event)
+            self.version = event.originator_version
+
+    def _apply(self, event: DomainEventProtocol[Any]) -> None:
+        trials = self.trials
+        self.bandit.observe(event)
         if isinstance(event, Job.TrialDispatched):
             trials[event.number] = {
                 "number": event.number,
@@ -170,7 +189,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 "cost_bound": event.cost_bound,
                 "dispatched_at": event.timestamp,
                 "finished_at": None,
-                "why": bandit.why(event),
+                "why": self.bandit.why(event),
                 "epochs": [],
                 "outcome": None,
                 "observation": None,  # LSTS: what the finished run changed in the policy's state
@@ -210,7 +229,51 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
             )
         elif isinstance(event, Job.PolicyObserved):
             trials[event.number]["observation"] = event.observation
-    return trials
+
+
+def trial_summary(view: dict[str, Any]) -> dict[str, Any]:
+    """A trial as the trial list shows it: without its reasons, epochs and outcome."""
+    return primitives({key: value for key, value in view.items() if key not in ("why", "epochs", "outcome", "observation")})
+
+
+class ViewCache:
+    """Per-job views kept by stream version, for the most recently read jobs (LRU, bounded).
+
+    A view is only ever served for the version it was built at, so the cache needs no
+    invalidation: a job that changed is simply rebuilt (trials incrementally).
+    """
+
+    def __init__(self, max_states: int = _CACHED_STATES, max_folds: int = _CACHED_FOLDS) -> None:
+        self._max_states, self._max_folds = max_states, max_folds
+        self._lock = threading.Lock()
+        self._states: OrderedDict[UUID, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._folds: OrderedDict[UUID, tuple[threading.Lock, TrialFold]] = OrderedDict()
+
+    def state(self, job_uuid: UUID, version: int) -> dict[str, Any] | None:
+        with self._lock:
+            cached = self._states.get(job_uuid)
+            if cached is None or cached[0] != version:
+                return None
+            self._states.move_to_end(job_uuid)
+            return cached[1]
+
+    def keep_state(self, job_uuid: UUID, version: int, view: dict[str, Any]) -> None:
+        with self._lock:
+            self._states[job_uuid] = (version, view)
+            self._states.move_to_end(job_uuid)
+            while len(self._states) > self._max_states:
+                self._states.popitem(last=False)
+
+    def fold(self, job_uuid: UUID) -> tuple[threading.Lock, TrialFold]:
+        """The job's trial fold and the lock to hold while bringing it up to date or reading it."""
+        with self._lock:
+            entry = self._folds.get(job_uuid)
+            if entry is None:
+                entry = self._folds[job_uuid] = (threading.Lock(), TrialFold())
+            self._folds.move_to_end(job_uuid)
+            while len(self._folds) > self._max_folds:
+                self._folds.popitem(last=False)
+            return entry
 
 
 def _counted_from_one(reason: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +293,7 @@ class JobAudit:
     def __init__(self, app: BatchSizeOptimizer) -> None:
         self.app = app
         self.catalog = JobCatalog(app)
+        self.cache = ViewCache()
 
     # -- addressing -----------------------------------------------------------------
 
@@ -276,7 +340,7 @@ class JobAudit:
         entries, more = self.catalog.page(prefix, after, limit)
         rows = []
         for entry in entries:
-            view = state_view(self.app.repository.get(entry.job_uuid, deepcopy_from_cache=False))
+            view = self.current_state(entry.job_uuid)
             rows.append(
                 {
                     "job_id": view["job_id"],
@@ -302,23 +366,62 @@ class JobAudit:
         return self.app.repository.get(job_uuid, version=version)
 
     def state(self, reference: str, version: int | None = None, at: datetime | None = None) -> dict[str, Any]:
+        if version is None and at is None:
+            return self.current_state(self.resolve(reference))
         return state_view(self.job(reference, version, at))
+
+    def current_state(self, job_uuid: UUID) -> dict[str, Any]:
+        """The job's state view now, rebuilt only when its stream moved on since the last read."""
+        latest = self.latest_version(job_uuid)
+        view = self.cache.state(job_uuid, latest)
+        if view is None:
+            job = self.app.repository.get(job_uuid, deepcopy_from_cache=False)
+            view = state_view(job)
+            self.cache.keep_state(job_uuid, job.version, view)
+        return view
 
     def domain_events(self, reference: str) -> list[DomainEventProtocol[Any]]:
         return list(self.app.repository.event_store.get(self.resolve(reference)))
 
     def trials(self, reference: str) -> list[dict[str, Any]]:
-        views = trial_views(self.domain_events(reference)).values()
-        return [
-            primitives({key: value for key, value in view.items() if key not in ("why", "epochs", "outcome", "observation")})
-            for view in views
-        ]
+        """Every trial of the job, in order (the CLI's table; HTTP pages with ``trials_page``)."""
+        return self._read_trials(reference, lambda trials: [trial_summary(view) for view in trials.values()])
+
+    def trials_page(self, reference: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """Trials numbered after ``after``, at most ``limit``; ``next_after`` pages on."""
+
+        def page(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
+            numbers = range(after + 1, min(len(trials), after + limit) + 1)  # numbered 1.. without gaps
+            rows = [trial_summary(trials[number]) for number in numbers]
+            more = after + limit < len(trials)
+            return {"trials": rows, "next_after": rows[-1]["number"] if rows and more else None}
+
+        return self._read_trials(reference, page)
 
     def trial(self, reference: str, number: int) -> dict[str, Any]:
-        views = trial_views(self.domain_events(reference))
-        if number not in views:
-            raise AuditNotFoundError(f"Job {reference} has no trial {number} (it has {len(views)})")
-        return primitives(views[number])
+        def one(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
+            if number not in trials:
+                raise AuditNotFoundError(f"Job {reference} has no trial {number} (it has {len(trials)})")
+            return primitives(trials[number])
+
+        return self._read_trials(reference, one)
+
+    def _read_trials(self, reference: str, read: Callable[[dict[int, dict[str, Any]]], Any]) -> Any:
+        """``read`` over the job's trial views, brought up to date with only the events it has not seen."""
+        job_uuid = self.resolve(reference)
+        lock, fold = self.cache.fold(job_uuid)
+        with lock:
+            if fold.version != self.latest_version(job_uuid):
+                fold.apply(self._events_after(job_uuid, fold.version))
+            return read(fold.trials)
+
+    def _events_after(self, job_uuid: UUID, version: int) -> Iterator[DomainEventProtocol[Any]]:
+        while True:
+            batch = list(self.app.repository.event_store.get(job_uuid, gt=version, limit=_REPLAY_PAGE))
+            yield from batch
+            if len(batch) < _REPLAY_PAGE:
+                return
+            version = batch[-1].originator_version
 
     def events(self, reference: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
         """Events with versions after ``after``, in order; ``next_after`` pages on."""

@@ -4,7 +4,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from domain.spec import POLICIES, ZEUS, SpecLimits
 
@@ -33,6 +33,10 @@ class Settings:
     allow_unauthenticated: bool = False
     spec_limits: SpecLimits = SpecLimits()
     default_policy: str = ZEUS
+    read_token: str | None = None
+    read_threads: int = 1
+    max_reanalyses: int = 1
+    body_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -54,11 +58,19 @@ class Settings:
             allow_unauthenticated=_flag(environ, "BSO_ALLOW_UNAUTHENTICATED", defaults.allow_unauthenticated),
             spec_limits=_spec_limits(environ),
             default_policy=_choice(environ, "BSO_DEFAULT_POLICY", defaults.default_policy, POLICIES),
+            read_token=environ.get("BSO_READ_TOKEN") or None,
+            read_threads=_at_least_one(environ, "BSO_READ_THREADS", defaults.read_threads),
+            max_reanalyses=_at_least_one(environ, "BSO_MAX_REANALYSES", defaults.max_reanalyses),
+            body_timeout_seconds=_number(environ, "BSO_BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds, float),
         )
 
     def override(self, **changes: Any) -> "Settings":
         """These settings with every change that is not None applied (CLI flags)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def sqlite_path(self) -> str | None:
+        """The SQLite file the database URL names, or None for another store."""
+        return persistence_env(self.database_url).get("SQLITE_DBNAME")
 
     @property
     def uses_postgres(self) -> bool:
@@ -84,13 +96,14 @@ class Settings:
             "Zeus's own client, on a network you trust."
         )
 
-    def persistence_env(self) -> dict[str, str]:
-        """The eventsourcing environment for ``database_url``."""
+    def persistence_env(self, read_only: bool = False) -> dict[str, str]:
+        """The eventsourcing environment for ``database_url`` (``read_only``: never writes nor creates a file)."""
         return persistence_env(
             self.database_url,
-            create_schema=self.create_schema,
+            create_schema=self.create_schema and not read_only,
             pool_size=self.pool_size,
             pool_max_overflow=self.pool_max_overflow,
+            read_only=read_only,
         )
 
 
@@ -148,6 +161,13 @@ def _positive_or_none(value: int | None, key: str) -> int | None:
     return value
 
 
+def _at_least_one(environ: Mapping[str, str], key: str, default: int) -> int:
+    value = _number(environ, key, default, int)
+    if value < 1:
+        raise SettingsError(f"{key} must be at least 1, got {value}")
+    return value
+
+
 def _number(environ: Mapping[str, str], key: str, default: Any, kind: type) -> Any:
     raw = environ.get(key)
     if raw is None or raw == "":
@@ -158,12 +178,27 @@ def _number(environ: Mapping[str, str], key: str, default: Any, kind: type) -> A
         raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
 
 
+def read_only_uri(path: str) -> str:
+    """A SQLite URI that opens ``path`` read-only: nothing written, no database created when missing.
+
+    A WAL database read where its folder is writable gets SQLite's usual ``-wal`` and
+    ``-shm`` companions (shared with any writer). On read-only media they cannot be
+    created, and SQLite then needs ``immutable=1``, which is right only when nothing can
+    change the file: so it is used only where the folder cannot be written and no
+    ``-wal`` file (a writer's trace) is there.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    frozen = not os.access(folder, os.W_OK) and not os.path.exists(path + "-wal")
+    return f"file:{quote(path)}?mode=ro" + ("&immutable=1" if frozen else "")
+
+
 def persistence_env(
     database_url: str,
     *,
     create_schema: bool = True,
     pool_size: int = 5,
     pool_max_overflow: int = 10,
+    read_only: bool = False,
 ) -> dict[str, str]:
     """Map ``memory://``, ``sqlite:///path`` or ``postgresql://...`` to eventsourcing settings."""
     url = urlsplit(database_url)
@@ -181,7 +216,7 @@ def persistence_env(
             raise SettingsError(f"{database_url!r} names no database file")
         return {
             "PERSISTENCE_MODULE": "infrastructure.sqlite_store:DurableSQLiteFactory",
-            "SQLITE_DBNAME": path,
+            "SQLITE_DBNAME": read_only_uri(path) if read_only else path,
             "SQLITE_LOCK_TIMEOUT": "30",
             "CREATE_TABLE": "y" if create_schema else "n",
         }

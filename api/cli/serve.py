@@ -156,7 +156,7 @@ def prepare_event_store(settings: Settings) -> None:
     if settings.create_schema:
         create_schema(BatchSizeOptimizer, settings)
     else:
-        check_schema(BatchSizeOptimizer, settings)
+        check_schema(BatchSizeOptimizer, settings, integrity=True)
 
 
 def _positive(text: str) -> int:

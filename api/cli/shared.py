@@ -9,6 +9,8 @@ from typing import Any, Callable, Iterator
 from tqdm import tqdm
 
 from api.cli.terminal import cell, print_table  # noqa: F401  (subcommands print tables through here)
+from api.json_text import finite_json
+from api.numbers import parse_number
 from application.archive import ArchiveError
 from application.audit import AuditNotFoundError, JobAudit
 from application.service import BatchSizeOptimizer
@@ -43,17 +45,18 @@ def guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespa
 
 
 def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _number_flag(text, 1)
 
 
 def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+    return _number_flag(text, 0)
+
+
+def _number_flag(text: str, minimum: int) -> int:
+    try:
+        return parse_number(text, minimum)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -67,13 +70,15 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def opened_audit(args: argparse.Namespace, create: bool = False) -> Iterator[JobAudit]:
+    """The store's audit queries; read-only (never writes, never creates a file) unless ``create``."""
     settings = settings_from(args)
     if create:
         create_schema(BatchSizeOptimizer, settings)
     else:
-        check_schema(BatchSizeOptimizer, settings)
+        check_schema(BatchSizeOptimizer, settings, read_only=True)
     app = BatchSizeOptimizer(
-        env=settings.override(create_schema=False).persistence_env(), spec_limits=settings.spec_limits
+        env=settings.override(create_schema=False).persistence_env(read_only=not create),
+        spec_limits=settings.spec_limits,
     )
     try:
         yield JobAudit(app)
@@ -111,4 +116,4 @@ def add_wide_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+    print(finite_json(data, indent=2))

@@ -1,12 +1,12 @@
 """``bso simulate``: replay a recurring job of the Zeus traces through the optimizer."""
 
 import argparse
-import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from api.cli.shared import print_json
 from application.simulator import (
     InProcessClient,
     Knobs,
@@ -98,7 +98,7 @@ def simulate(args: argparse.Namespace) -> int:
         print(f"bso simulate: {error}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print_json(result.as_dict())
     else:
         print_report(result, args.wide)
     if args.plot is not None:

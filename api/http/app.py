@@ -2,9 +2,10 @@
 
 import contextlib
 import logging
+import threading
 from typing import AsyncIterator
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -15,9 +16,11 @@ from starlette.routing import Route
 from api.http import audit_routes, metrics, metrics_routes, openapi, zeus_routes
 from api.http.auth import BearerTokenAuth
 from api.http.errors import EXCEPTION_HANDLERS, message
+from api.http.view_cache import RenderedViews
 from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
 from infrastructure.conflict_lanes import conflict_lanes_for
+from infrastructure.schema import probe_store
 from infrastructure.settings import Settings
 
 logger = logging.getLogger("bso.api")
@@ -38,11 +41,16 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def read_the_store(audit: JobAudit) -> None:
+    """Read what every route needs: the newest notifications, decoded, and a page of the job list."""
+    probe_store(audit.app, integrity=False)
+    audit.list_jobs(limit=1)
+
+
 async def readyz(request: Request) -> Response:
-    optimizer: BatchSizeOptimizer = request.app.state.optimizer
     try:
-        await run_in_threadpool(optimizer.recorder.max_notification_id)
-    except Exception as error:  # any failure to reach the store means "not ready"
+        await run_in_threadpool(read_the_store, request.app.state.audit)
+    except Exception as error:  # any failure to read the store means "not ready"
         logger.warning("readiness check failed: %s", error)
         return message(503, f"Event store unreachable: {type(error).__name__}")
     return JSONResponse({"status": "ready"})
@@ -60,6 +68,11 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         to_thread.current_default_thread_limiter().total_tokens = settings.command_threads()
         app.state.optimizer = optimizer or await run_in_threadpool(build_optimizer, settings)
         app.state.audit = JobAudit(app.state.optimizer)
+        # Reads get threads of their own and reanalyses a bounded number of slots, so that
+        # readers never take the threads (or the memory) trainers' commands need.
+        app.state.read_limiter = CapacityLimiter(settings.read_threads)
+        app.state.reanalysis_slots = threading.Semaphore(settings.max_reanalyses)
+        app.state.rendered_views = RenderedViews()
         try:
             yield
         finally:
@@ -75,6 +88,13 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         Route("/readyz", readyz, methods=["GET"]),
     ]
     middleware = [Middleware(metrics.RequestMetrics, routes=routes)]
-    if settings.auth_token:
-        middleware.append(Middleware(BearerTokenAuth, token=settings.auth_token, protect_reads=settings.auth_reads))
+    if settings.auth_token or settings.read_token:
+        middleware.append(
+            Middleware(
+                BearerTokenAuth,
+                token=settings.auth_token,
+                protect_reads=settings.auth_reads,
+                read_token=settings.read_token,
+            )
+        )
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

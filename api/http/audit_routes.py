@@ -4,23 +4,35 @@
 aggregate UUID from the listing (that incarnation exactly).
 """
 
+import re
+import threading
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
 
+from anyio import CapacityLimiter, to_thread
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from api.http import metrics
+from api.http.auth import may_write
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body
+from api.http.view_cache import RenderedViews
+from api.json_text import finite_json
+from api.numbers import MAX_NUMBER, parse_number
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
 from domain.spec import KNOBS, knob_overrides
 
 MAX_PAGE = 1000
+# The instants ``?at=`` accepts (the OpenAPI document states the same pattern): no zone means UTC.
+INSTANT_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?"
+INSTANT = re.compile(INSTANT_PATTERN, re.ASCII)
+RETRY_REANALYSIS_AFTER_SECONDS = 5
+# What lets a reader predict a job's next random draws: shown only to callers allowed to write.
+SECRET_FIELDS = frozenset({"seed", "mab_seed", "generator_state", "generator_state_before", "generator_state_after"})
 
 
 class _KnobsBody(BaseModel):
@@ -53,18 +65,14 @@ def _invalid(field: str, text: str) -> RequestError:
     return RequestError(422, f"Invalid request: {field}: {text}", [{"field": field, "message": text, "type": "value_error"}])
 
 
-def query_int(request: Request, name: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
+def query_int(request: Request, name: str, default: int | None, minimum: int, maximum: int = MAX_NUMBER) -> int | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:  # absent; an empty value is not a number (422), as the OpenAPI document says
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise _invalid(f"query.{name}", f"must be an integer, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise _invalid(f"query.{name}", f"must be {bounds}, got {value}")
-    return value
+        return parse_number(raw, minimum, maximum)
+    except ValueError as error:
+        raise _invalid(f"query.{name}", str(error)) from None
 
 
 def query_instant(request: Request) -> datetime | None:
@@ -72,23 +80,66 @@ def query_instant(request: Request) -> datetime | None:
     if raw is None:
         return None
     try:
+        if not INSTANT.fullmatch(raw):
+            raise ValueError(raw)
         return parse_instant(raw)
     except ValueError:
         raise _invalid("query.at", f"must be an ISO-8601 instant such as 2024-05-01T12:00:00Z, got {raw!r}") from None
 
 
 def path_trial_number(request: Request) -> int:
-    raw = request.path_params["number"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise _invalid("path.number", f"must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
-async def _answer(query: Callable[[], Any]) -> Response:
     try:
-        return JSONResponse(await run_in_threadpool(query))
+        return parse_number(request.path_params["number"], 1)
+    except ValueError as error:
+        raise _invalid("path.number", str(error)) from None
+
+
+def without_secrets(value: Any) -> Any:
+    """``value`` without any field in SECRET_FIELDS, at any depth."""
+    if isinstance(value, dict):
+        return {key: without_secrets(item) for key, item in value.items() if key not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [without_secrets(item) for item in value]
+    return value
+
+
+async def read_off_the_command_threads(request: Request, query: Callable[[], Any]) -> Any:
+    """Run a read on the reads' own threads, so that readers never queue trainers' commands."""
+    limiter: CapacityLimiter = request.app.state.read_limiter
+    try:
+        return await to_thread.run_sync(query, limiter=limiter)
     except AuditNotFoundError as error:
         raise NotFoundError(str(error)) from None
+
+
+def _renderer(request: Request, query: Callable[[], Any]) -> Callable[[], bytes]:
+    show_secrets = may_write(request)
+
+    def rendered() -> bytes:
+        view = query()
+        return finite_json(view if show_secrets else without_secrets(view)).encode("utf-8")
+
+    return rendered
+
+
+async def _answer(request: Request, query: Callable[[], Any]) -> Response:
+    """The view as JSON, built and rendered on a read thread (a large view never stalls the event loop)."""
+    body = await read_off_the_command_threads(request, _renderer(request, query))
+    return Response(body, media_type="application/json")
+
+
+async def _job_answer(request: Request, query: Callable[[], Any]) -> Response:
+    """A view of one job, served from the rendered answers while the job's stream has not moved."""
+    audit, reference = audit_of(request), request.path_params["job_id"]
+    views: RenderedViews = request.app.state.rendered_views
+    key = (request.url.path, request.url.query, may_write(request))
+    render = _renderer(request, query)
+
+    def cached() -> bytes:
+        job_uuid = audit.resolve(reference)
+        return views.get_or_render(key, (job_uuid, audit.latest_version(job_uuid)), render)
+
+    return Response(await read_off_the_command_threads(request, cached), media_type="application/json")
 
 
 async def list_jobs(request: Request) -> Response:
@@ -96,12 +147,12 @@ async def list_jobs(request: Request) -> Response:
     prefix = request.query_params.get("prefix", "")
     limit = query_int(request, "limit", 50, 1, MAX_PAGE)
     after = query_int(request, "after", 0, 0)
-    return await _answer(lambda: audit.list_jobs(prefix, after, limit))
+    return await _answer(request, lambda: audit.list_jobs(prefix, after, limit))
 
 
 async def show_job(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
-    return await _answer(lambda: audit.state(job_id))
+    return await _job_answer(request, lambda: audit.state(job_id))
 
 
 async def job_state(request: Request) -> Response:
@@ -110,34 +161,45 @@ async def job_state(request: Request) -> Response:
     at = query_instant(request)
     if version is not None and at is not None:
         raise _invalid("query", "give either version or at, not both")
-    return await _answer(lambda: audit.state(job_id, version, at))
+    return await _job_answer(request, lambda: audit.state(job_id, version, at))
 
 
 async def list_trials(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
-    return await _answer(lambda: {"trials": audit.trials(job_id)})
+    after = query_int(request, "after", 0, 0)
+    limit = query_int(request, "limit", 100, 1, MAX_PAGE)
+    return await _job_answer(request, lambda: audit.trials_page(job_id, after, limit))
 
 
 async def show_trial(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     number = path_trial_number(request)
-    return await _answer(lambda: audit.trial(job_id, number))
+    return await _job_answer(request, lambda: audit.trial(job_id, number))
 
 
 async def list_events(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     after = query_int(request, "after", 0, 0)
     limit = query_int(request, "limit", 100, 1, MAX_PAGE)
-    return await _answer(lambda: audit.events(job_id, after, limit))
+    return await _job_answer(request, lambda: audit.events(job_id, after, limit))
 
 
 async def run_reanalysis(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     knobs = await parse_body(request, ReanalysisKnobs, request.app.state.settings.max_body_bytes)
+    slots: threading.Semaphore = request.app.state.reanalysis_slots
+    if not slots.acquire(blocking=False):
+        raise RequestError(
+            503,
+            "Too many reanalyses are running in this server process; retry later",
+            headers={"Retry-After": str(RETRY_REANALYSIS_AFTER_SECONDS)},
+        )
     limits = request.app.state.optimizer.spec_limits
-    answer = await _answer(
-        lambda: reanalyze(audit.domain_events(job_id), knobs.overrides(), knobs.resample_seed, limits=limits)
-    )
+    try:
+        events = await read_off_the_command_threads(request, lambda: audit.domain_events(job_id))
+        answer = await _answer(request, lambda: reanalyze(events, knobs.overrides(), knobs.resample_seed, limits=limits))
+    finally:
+        slots.release()
     metrics.REANALYSES.inc()
     return answer
 

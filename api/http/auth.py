@@ -1,29 +1,48 @@
 """Optional bearer-token authentication, as pure ASGI middleware.
 
-Every route that changes state needs the token: POST, PATCH, DELETE and
-``GET /jobs/batch_size`` (which dispatches a trial). Reads (``/v1``, ``/metrics``)
-need it only when ``protect_reads`` is on; health checks never do, so that
-orchestrators can probe the server.
+With ``BSO_AUTH_TOKEN`` set, every route that changes state needs it: POST, PATCH,
+DELETE and ``GET /jobs/batch_size`` (which dispatches a trial). Reads (``/v1``,
+``/metrics``) need it only when ``protect_reads`` is on, or need the separate read
+token (``BSO_READ_TOKEN``, the write token works too) when one is set. Health checks
+never do, so that orchestrators can probe the server.
+
+Whether the caller may write is left in the scope for the routes: reads show what
+lets anyone predict a job's next random draws only to callers allowed to write
+(see ``may_write``).
 """
 
 import hmac
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MUTATING_GETS = frozenset({"/jobs/batch_size"})
+_MAY_WRITE = "bso.may_write"
+
+
+def may_write(request: Request) -> bool:
+    """True when no write token is set, or the request carries it."""
+    return request.scope.get(_MAY_WRITE, True)
 
 
 class BearerTokenAuth:
-    def __init__(self, app: ASGIApp, token: str, protect_reads: bool) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, protect_reads: bool, read_token: str | None = None) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.write = f"Bearer {token}".encode() if token else None
+        self.read = f"Bearer {read_token}".encode() if read_token else None
         self.protect_reads = protect_reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._needs_token(scope) or self._authorized(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = self._sent_token(scope)
+        writer = self.write is None or _matches(sent, self.write)
+        scope[_MAY_WRITE] = writer
+        if writer or self._reader_allowed(scope, sent):
             await self.app(scope, receive, send)
             return
         response = JSONResponse(
@@ -33,16 +52,23 @@ class BearerTokenAuth:
         )
         await response(scope, receive, send)
 
-    def _needs_token(self, scope: Scope) -> bool:
+    def _reader_allowed(self, scope: Scope, sent: bytes | None) -> bool:
         path, method = scope["path"], scope["method"]
         if path in OPEN_PATHS:
-            return False
-        if method in MUTATING_METHODS or path in MUTATING_GETS:
             return True
-        return self.protect_reads
+        if method in MUTATING_METHODS or path in MUTATING_GETS:
+            return False
+        if self.read is not None:
+            return _matches(sent, self.read)
+        return not self.protect_reads
 
-    def _authorized(self, scope: Scope) -> bool:
+    @staticmethod
+    def _sent_token(scope: Scope) -> bytes | None:
         for name, value in scope["headers"]:
             if name == b"authorization":
-                return hmac.compare_digest(value, self.expected)
-        return False
+                return value
+        return None
+
+
+def _matches(sent: bytes | None, expected: bytes) -> bool:
+    return sent is not None and hmac.compare_digest(sent, expected)

@@ -1,7 +1,7 @@
 """Translate failures into JSON responses: 4xx with a message, never a stack trace."""
 
 import logging
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -27,11 +27,18 @@ logger = logging.getLogger("bso.api")
 class RequestError(Exception):
     """A request the API refuses before it reaches the application."""
 
-    def __init__(self, status_code: int, message: str, detail: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        detail: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.detail = detail
+        self.headers = headers
 
 
 class NotFoundError(Exception):
@@ -51,8 +58,8 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int]] = [
 ]
 
 
-def message(status_code: int, text: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"message": text, **extra}, status_code=status_code)
+def message(status_code: int, text: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"message": text, **extra}, status_code=status_code, headers=headers)
 
 
 def validation_failed(error: ValidationError) -> RequestError:
@@ -67,7 +74,7 @@ def validation_failed(error: ValidationError) -> RequestError:
 async def handle_request_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestError)
     extra = {"detail": exc.detail} if exc.detail is not None else {}
-    return message(exc.status_code, exc.message, **extra)
+    return message(exc.status_code, exc.message, headers=exc.headers, **extra)
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -82,7 +89,8 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return message(exc.status_code, exc.detail or "HTTP error")
+    # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
+    return message(exc.status_code, exc.detail or "HTTP error", headers=exc.headers)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:

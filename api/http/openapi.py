@@ -11,9 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.http.audit_routes import ReanalysisKnobs
+from api.http.audit_routes import INSTANT_PATTERN, MAX_PAGE, ReanalysisKnobs
 from api.http.schemas import ErrorMessage, JobSpecFromClient, ReportResponse, TrainingResult, TrialId
 from api.version import package_version
+from api.http.view_schemas import VIEW_MODELS, EventPage, JobPage, JobState, ReanalysisReport, Status, TrialDetail, TrialPage
+from api.numbers import MAX_NUMBER
+from application.idempotency import MAX_KEY_LENGTH
 
 _MODELS: list[type[BaseModel]] = [
     JobSpecFromClient,
@@ -22,16 +25,22 @@ _MODELS: list[type[BaseModel]] = [
     ReportResponse,
     ReanalysisKnobs,
     ErrorMessage,
+    *VIEW_MODELS,
 ]
 _JSON = "application/json"
+# Routes that change state need the write token when BSO_AUTH_TOKEN is set; reads need a
+# token only when BSO_AUTH_READS=y or BSO_READ_TOKEN is set (hence "or none").
+_WRITE = [{"bearer": []}]
+_READ = [{"bearer": []}, {}]
+_OPEN: list[dict[str, Any]] = []
 
 
 def _ref(model: type[BaseModel]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {_JSON: {"schema": _ref(model)}}}
+def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {_JSON: {"schema": _ref(model)}}}
 
 
 def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -41,167 +50,200 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     return answer
 
 
+_ERROR_MEANINGS = {
+    400: "bad operation (e.g. unknown job, or a trial number or batch size never dispatched)",
+    401: "missing or wrong bearer token (only when a token is configured)",
+    404: "not found",
+    405: "method not allowed; the Allow header lists the allowed ones",
+    408: "request body not received within BSO_BODY_TIMEOUT_SECONDS",
+    409: "conflict (spec mismatch, no converged size, abandoned trial, reused idempotency key, retries exhausted)",
+    413: "request body larger than BSO_MAX_BODY_BYTES",
+    422: "invalid request: the message (and detail) name each field at fault",
+    503: "too many reanalyses running in this process: retry after Retry-After seconds",
+}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
-    meaning = {
-        400: "bad operation (e.g. unknown job or trial)",
-        401: "missing or wrong bearer token (when BSO_AUTH_TOKEN is set)",
-        404: "not found",
-        409: "conflict (spec mismatch, no converged size, abandoned trial, retries exhausted)",
-        413: "request body too large",
-        422: "invalid request: detail names each field",
-    }
-    return {str(code): _ok(meaning[code], _ref(ErrorMessage)) for code in codes}
+    answers = {str(code): _ok(_ERROR_MEANINGS[code], _ref(ErrorMessage)) for code in codes}
+    if "401" in answers:
+        answers["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    if "503" in answers:
+        answers["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+    return answers
 
 
-def _query(name: str, description: str, required: bool = False, kind: str = "string") -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": {"type": kind},
-    }
+def _query(name: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+def _count(minimum: int, maximum: int = MAX_NUMBER) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
 
 
 _JOB_ID_PATH = {
     "name": "job_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "minLength": 1},
     "description": "client job id (latest incarnation) or job UUID",
 }
-_JOB_ID_QUERY = _query("job_id", "the job's id", required=True)
-_JSON_OBJECT = {"type": "object"}
+_DELETED = {
+    "type": "object",
+    "properties": {"job_id": {"type": "string"}, "deleted": {"type": "boolean", "const": True}},
+    "required": ["job_id", "deleted"],
+}
+_ENDED = {
+    "type": "object",
+    "properties": {
+        "job_id": {"type": "string"},
+        "batch_size": {"type": "integer"},
+        "trial_number": {"type": "integer"},
+        "status": {"type": ["string", "null"], "enum": ["Dispatched", "Succeeded", "Failed", None]},
+    },
+    "required": ["job_id", "batch_size", "trial_number", "status"],
+}
+_JOB_ID_QUERY = _query("job_id", "the job's id", {"type": "string", "minLength": 1}, required=True)
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "repeat a request safely: the same key and body get the first answer back",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+_AFTER = _query("after", "cursor: next_after of the previous page", _count(0))
+_LIMIT = _query("limit", "page size", _count(1, MAX_PAGE))
+
+
+def _write(summary: str, responses: dict[str, Any], **operation: Any) -> dict[str, Any]:
+    parameters = operation.pop("parameters", [])
+    return {"summary": summary, "security": _WRITE, "parameters": [*parameters, _IDEMPOTENCY_KEY], "responses": responses, **operation}
+
+
+def _read(summary: str, model: type[BaseModel], codes: tuple[int, ...], **operation: Any) -> dict[str, Any]:
+    return {"summary": summary, "security": _READ, "responses": {"200": _ok(summary, _ref(model)), **_errors(401, *codes)}, **operation}
 
 
 def _paths() -> dict[str, Any]:
     return {
         "/jobs": {
-            "post": {
-                "summary": "Register a job (Zeus)",
-                "requestBody": _body(JobSpecFromClient),
-                "responses": {
+            "post": _write(
+                "Register a job (Zeus)",
+                {
                     "201": _ok("registered", _ref(JobSpecFromClient)),
                     "200": _ok("already registered with this spec", _ref(JobSpecFromClient)),
-                    **_errors(401, 409, 413, 422),
+                    **_errors(401, 408, 409, 413, 422),
                 },
-            },
-            "delete": {
-                "summary": "Delete a job; its history stays readable (Zeus)",
-                "parameters": [_JOB_ID_QUERY],
-                "responses": {"200": _ok('{"job_id", "deleted": true}', _JSON_OBJECT), **_errors(401, 404, 422)},
-            },
+                requestBody=_body(JobSpecFromClient),
+            ),
+            "delete": _write(
+                "Delete a job; its history stays readable (Zeus)",
+                {"200": _ok("the job id and deleted: true", _DELETED), **_errors(401, 404, 409, 422)},
+                parameters=[_JOB_ID_QUERY],
+            ),
         },
         "/jobs/batch_size": {
-            "get": {
-                "summary": "Dispatch a trial: which batch size to train with (Zeus)",
-                "parameters": [_JOB_ID_QUERY],
-                "responses": {"200": _ok("the trial", _ref(TrialId)), **_errors(400, 401, 409, 422)},
-            },
+            "get": _write(
+                "Dispatch a trial: which batch size to train with (Zeus). It changes state: HEAD is a 405",
+                {"200": _ok("the trial", _ref(TrialId)), **_errors(400, 401, 409, 422)},
+                parameters=[_JOB_ID_QUERY],
+            ),
         },
         "/report": {
-            "post": {
-                "summary": "Report an epoch's cumulative time, energy and metric (Zeus)",
-                "requestBody": _body(TrainingResult),
-                "responses": {
-                    "200": _ok("whether to stop", _ref(ReportResponse)),
-                    **_errors(400, 401, 409, 413, 422),
-                },
-            },
+            "post": _write(
+                "Report an epoch's cumulative time, energy and metric (Zeus)",
+                {"200": _ok("whether to stop", _ref(ReportResponse)), **_errors(400, 401, 408, 409, 413, 422)},
+                requestBody=_body(TrainingResult),
+            ),
         },
         "/trials": {
-            "patch": {
-                "summary": "End a trial; a running one becomes Failed (Zeus)",
-                "requestBody": _body(TrialId),
-                "responses": {
-                    "200": _ok('the trial id and its "status" afterwards: Failed, or Succeeded if it had reported', _JSON_OBJECT),
-                    **_errors(401, 404, 413, 422),
+            "patch": _write(
+                "End a trial; a running one becomes Failed (Zeus)",
+                {
+                    "200": _ok("the trial id and its status afterwards: Failed, or Succeeded if it had reported", _ENDED),
+                    **_errors(400, 401, 404, 408, 409, 413, 422),
                 },
-            },
+                requestBody=_body(TrialId),
+            ),
         },
         "/v1/jobs": {
-            "get": {
-                "summary": "List jobs, deleted ones too",
-                "parameters": [
-                    _query("prefix", "job ids starting with this"),
-                    _query("limit", "page size", kind="integer"),
-                    _query("after", "cursor from next_after", kind="integer"),
-                ],
-                "responses": {"200": _ok("a page of jobs", _JSON_OBJECT), **_errors(401, 422)},
-            },
+            "get": _read(
+                "A page of jobs, deleted ones too, in registration order",
+                JobPage,
+                (422,),
+                parameters=[_query("prefix", "job ids starting with this", {"type": "string"}), _LIMIT, _AFTER],
+            ),
         },
-        "/v1/jobs/{job_id}": {
-            "get": {
-                "summary": "A job's current state",
-                "parameters": [_JOB_ID_PATH],
-                "responses": {"200": _ok("the state", _JSON_OBJECT), **_errors(401, 404)},
-            },
-        },
+        "/v1/jobs/{job_id}": {"get": _read("A job's current state", JobState, (404,), parameters=[_JOB_ID_PATH])},
         "/v1/jobs/{job_id}/state": {
-            "get": {
-                "summary": "A job's state right after event N or at an instant",
-                "parameters": [
+            "get": _read(
+                "A job's state right after event N or at an instant (give one, not both)",
+                JobState,
+                (404, 422),
+                parameters=[
                     _JOB_ID_PATH,
-                    _query("version", "event number", kind="integer"),
-                    _query("at", "ISO-8601 instant"),
+                    _query("version", "event number", _count(1)),
+                    _query("at", "ISO-8601 instant; no zone means UTC", {"type": "string", "format": "date-time", "pattern": f"^{INSTANT_PATTERN}$"}),
                 ],
-                "responses": {"200": _ok("the state then", _JSON_OBJECT), **_errors(401, 404, 422)},
-            },
+            ),
         },
         "/v1/jobs/{job_id}/trials": {
-            "get": {
-                "summary": "Every trial of a job",
-                "parameters": [_JOB_ID_PATH],
-                "responses": {"200": _ok("the trials", _JSON_OBJECT), **_errors(401, 404)},
-            },
+            "get": _read("A page of a job's trials", TrialPage, (404, 422), parameters=[_JOB_ID_PATH, _AFTER, _LIMIT]),
         },
         "/v1/jobs/{job_id}/trials/{number}": {
-            "get": {
-                "summary": "One trial, its telemetry and why it got its batch size",
-                "parameters": [
+            "get": _read(
+                "One trial, its telemetry and why it got its batch size",
+                TrialDetail,
+                (404, 422),
+                parameters=[
                     _JOB_ID_PATH,
-                    {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}},
+                    {"name": "number", "in": "path", "required": True, "schema": _count(1)},
                 ],
-                "responses": {"200": _ok("the trial", _JSON_OBJECT), **_errors(401, 404, 422)},
-            },
+            ),
         },
         "/v1/jobs/{job_id}/events": {
-            "get": {
-                "summary": "A job's events in order",
-                "parameters": [
-                    _JOB_ID_PATH,
-                    _query("after", "version", kind="integer"),
-                    _query("limit", "page size", kind="integer"),
-                ],
-                "responses": {"200": _ok("a page of events", _JSON_OBJECT), **_errors(401, 404, 422)},
-            },
+            "get": _read(
+                "A page of a job's events in order",
+                EventPage,
+                (404, 422),
+                parameters=[_JOB_ID_PATH, _query("after", "version", _count(0)), _LIMIT],
+            ),
         },
         "/v1/jobs/{job_id}/reanalysis": {
             "post": {
                 "summary": "Replay the job's history under other knobs (writes nothing)",
+                "security": _WRITE,
                 "parameters": [_JOB_ID_PATH],
-                "requestBody": {"required": False, "content": {_JSON: {"schema": _ref(ReanalysisKnobs)}}},
+                "requestBody": _body(ReanalysisKnobs, required=False),
                 "responses": {
-                    "200": _ok("actual vs counterfactual", _JSON_OBJECT),
-                    **_errors(401, 404, 413, 422),
+                    "200": _ok("actual vs counterfactual", _ref(ReanalysisReport)),
+                    **_errors(401, 404, 408, 413, 422, 503),
                 },
             },
         },
         "/metrics": {
             "get": {
                 "summary": "The metrics of every worker of this server (Prometheus text)",
-                "responses": {"200": {"description": "text/plain; version=0.0.4"}, **_errors(401)},
+                "security": _READ,
+                "responses": {
+                    "200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    **_errors(401),
+                },
             }
         },
-        "/healthz": {"get": {"summary": "The process is up", "responses": {"200": _ok("up", _JSON_OBJECT)}}},
+        "/healthz": {"get": {"summary": "The process is up", "security": _OPEN, "responses": {"200": _ok("up", _ref(Status))}}},
         "/readyz": {
             "get": {
-                "summary": "The event store answers",
-                "responses": {"200": _ok("ready", _JSON_OBJECT), "503": _ok("store unreachable")},
+                "summary": "The event store can be read",
+                "security": _OPEN,
+                "responses": {"200": _ok("ready", _ref(Status)), "503": _ok("store unreachable or unreadable", _ref(ErrorMessage))},
             }
         },
         "/openapi.json": {
-            "get": {"summary": "This document", "responses": {"200": _ok("OpenAPI 3.1", _JSON_OBJECT)}}
+            "get": {
+                "summary": "This document",
+                "security": _READ,
+                "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"}), **_errors(401)},
+            }
         },
     }
 
@@ -216,7 +258,16 @@ def build_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "bso: event-sourced batch size optimizer", "version": package_version()},
         "paths": _paths(),
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "BSO_AUTH_TOKEN for writes; BSO_READ_TOKEN (or the write token) for reads when set",
+                }
+            },
+        },
     }
 
 

@@ -3,6 +3,7 @@
 import json
 from typing import Any, TypeVar
 
+import anyio
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
@@ -16,16 +17,23 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise RequestError(413, f"Request body is larger than {max_bytes} bytes")
+    timeout = request.app.state.settings.body_timeout_seconds
     raw = bytearray()
-    async for chunk in request.stream():
-        raw.extend(chunk)
-        if len(raw) > max_bytes:
-            raise RequestError(413, f"Request body is larger than {max_bytes} bytes")
+    # A client that stops sending half-way must not hold its connection (and this task) forever.
+    with anyio.move_on_after(timeout) as reading:
+        async for chunk in request.stream():
+            raw.extend(chunk)
+            if len(raw) > max_bytes:
+                raise RequestError(413, f"Request body is larger than {max_bytes} bytes")
+    if reading.cancelled_caught:
+        raise RequestError(408, f"Request body not received within {timeout:g} seconds", headers={"Connection": "close"})
     if not raw.strip():
         return validate(model, {})  # no body: every field takes its default or is reported missing
     try:
         data: Any = json.loads(bytes(raw))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError:
+        raise RequestError(422, "Request body is nested too deeply to be read as JSON") from None
+    except ValueError as error:  # invalid JSON, bad UTF-8, or an integer beyond Python's digit limit
         raise RequestError(422, f"Request body is not valid JSON: {error}") from None
     return validate(model, data)
 

@@ -1,6 +1,6 @@
 """The five routes of Zeus's batch size optimizer server, same paths, bodies and answers."""
 
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -78,10 +78,21 @@ async def delete_job(request: Request) -> Response:
     return JSONResponse({"job_id": job_id, "deleted": True})  # Zeus's client never calls this route
 
 
+def get_without_head(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+    """A GET route that changes state: Starlette would answer HEAD by running it, so HEAD is a 405."""
+    route = Route(path, endpoint, methods=["GET"])
+    route.methods = {"GET"}
+    return route
+
+
+async def jobs(request: Request) -> Response:
+    """POST and DELETE /jobs: one route, so that a 405 on /jobs lists both in Allow."""
+    return await (register_job if request.method == "POST" else delete_job)(request)
+
+
 routes = [
-    Route("/jobs", register_job, methods=["POST"]),
-    Route("/jobs", delete_job, methods=["DELETE"]),
-    Route("/jobs/batch_size", predict, methods=["GET"]),
+    Route("/jobs", jobs, methods=["POST", "DELETE"]),
+    get_without_head("/jobs/batch_size", predict),  # Zeus's predict is a GET; it dispatches a trial
     Route("/report", report, methods=["POST"]),
     Route("/trials", end_trial, methods=["PATCH"]),
 ]
