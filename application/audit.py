@@ -71,6 +71,8 @@ def state_view(job: Job) -> dict[str, Any]:
                 "dispatched": statuses[DISPATCHED],
                 "succeeded": statuses[SUCCEEDED],
                 "failed": statuses[FAILED],
+                "converged": job.trial_converged.count(True),
+                "not_converged": job.trial_converged.count(False),
             },
             "pruning": {
                 "round": progress.round_number,
@@ -81,6 +83,12 @@ def state_view(job: Job) -> dict[str, Any]:
             "arms": [arm.to_record() for arm in job.arm_list()],
         }
     )
+
+
+def best_arm(arms: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The observed arm with the highest posterior mean reward (lowest mean cost), if any."""
+    observed = [arm for arm in arms if arm["num_observations"] > 0]
+    return max(observed, key=lambda arm: arm["mean"], default=None)
 
 
 def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, Any]:
@@ -227,9 +235,12 @@ class JobAudit:
                     "job_uuid": view["job_uuid"],
                     "stage": view["stage"],
                     "trials": view["trials"],
+                    "pruning": {key: view["pruning"][key] for key in ("round", "num_rounds")},
+                    "best_arm": best_arm(view["arms"]),
                     "min_cost": view["min_cost"],
                     "min_cost_batch_size": view["min_cost_batch_size"],
                     "registered_at": view["registered_at"],
+                    "updated_at": view["updated_at"],
                     "deleted": view["deleted"],
                     "version": view["version"],
                     "cursor": entry.position,
@@ -248,15 +259,27 @@ class JobAudit:
     def state(self, reference: str, version: int | None = None, at: datetime | None = None) -> dict[str, Any]:
         return state_view(self.job(reference, version, at))
 
-    def domain_events(self, reference: str) -> list[DomainEventProtocol[Any]]:
-        return list(self.app.repository.event_store.get(self.resolve(reference)))
+    def domain_events(
+        self, reference: str, version: int | None = None, at: datetime | None = None
+    ) -> list[DomainEventProtocol[Any]]:
+        """The job's events, all of them or up to ``version`` / the instant ``at``."""
+        job_uuid = self.resolve(reference)
+        last = self._checked_version(job_uuid, version, at)
+        return list(self.app.repository.event_store.get(job_uuid, lte=last))
 
-    def trials(self, reference: str) -> list[dict[str, Any]]:
-        views = trial_views(self.domain_events(reference)).values()
-        return [
-            primitives({key: value for key, value in view.items() if key not in ("why", "epochs", "outcome")})
-            for view in views
-        ]
+    def trials(
+        self, reference: str, version: int | None = None, at: datetime | None = None, why: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every trial (as it was at ``version`` or ``at``); with ``why``, each one's recorded reason
+        without the generator states, which only the one-trial view carries."""
+        hidden = {"epochs", "outcome"} if why else {"why", "epochs", "outcome"}
+        views = []
+        for view in trial_views(self.domain_events(reference, version, at)).values():
+            row = {key: value for key, value in view.items() if key not in hidden}
+            if why:
+                row["why"] = {key: value for key, value in view["why"].items() if not key.startswith("generator_state")}
+            views.append(primitives(row))
+        return views
 
     def trial(self, reference: str, number: int) -> dict[str, Any]:
         views = trial_views(self.domain_events(reference))

@@ -10,12 +10,13 @@ from typing import Any, Awaitable, Callable, Mapping
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body, validate
 from api.http.schemas import JobSpecFromClient
+from api.trial_table import trial_rows, trials_csv
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
 
@@ -89,9 +90,13 @@ def path_trial_number(request: Request) -> int:
     return int(raw)
 
 
-async def _answer(query: Callable[[], Any]) -> Response:
+def _csv(text: str) -> Response:
+    return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
+
+
+async def _answer(query: Callable[[], Any], respond: Callable[[Any], Response] = JSONResponse) -> Response:
     try:
-        return JSONResponse(await run_in_threadpool(query))
+        return respond(await run_in_threadpool(query))
     except AuditNotFoundError as error:
         raise NotFoundError(str(error)) from None
 
@@ -109,18 +114,39 @@ async def show_job(request: Request) -> Response:
     return await _answer(lambda: audit.state(job_id))
 
 
-async def job_state(request: Request) -> Response:
-    audit, job_id = audit_of(request), request.path_params["job_id"]
+def query_moment(request: Request) -> tuple[int | None, datetime | None]:
+    """``version`` or ``at`` (at most one): which past moment of the job to show."""
     version = query_int(request, "version", None, 1)
     at = query_instant(request)
     if version is not None and at is not None:
         raise _invalid("query", "give either version or at, not both")
+    return version, at
+
+
+def query_flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise _invalid(f"query.{name}", f"must be true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
+async def job_state(request: Request) -> Response:
+    audit, job_id = audit_of(request), request.path_params["job_id"]
+    version, at = query_moment(request)
     return await _answer(lambda: audit.state(job_id, version, at))
 
 
 async def list_trials(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
-    return await _answer(lambda: {"trials": audit.trials(job_id)})
+    version, at = query_moment(request)
+    why = query_flag(request, "why")
+    return await _answer(lambda: {"trials": audit.trials(job_id, version, at, why)})
+
+
+async def trials_table(request: Request) -> Response:
+    audit, job_id = audit_of(request), request.path_params["job_id"]
+    version, at = query_moment(request)
+    return await _answer(lambda: trials_csv(trial_rows(audit.trials(job_id, version, at, why=True))), _csv)
 
 
 async def show_trial(request: Request) -> Response:
@@ -159,6 +185,7 @@ routes = [
             _route("/jobs/{job_id}", show_job),
             _route("/jobs/{job_id}/state", job_state),
             _route("/jobs/{job_id}/trials", list_trials),
+            _route("/jobs/{job_id}/trials.csv", trials_table),
             _route("/jobs/{job_id}/trials/{number}", show_trial),
             _route("/jobs/{job_id}/events", list_events),
             _route("/jobs/{job_id}/reanalysis", run_reanalysis, "POST"),

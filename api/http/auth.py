@@ -3,13 +3,16 @@
 Every route that changes state needs the token: POST, PATCH, DELETE and
 ``GET /jobs/batch_size`` (which dispatches a trial). Reads (``/v1``, ``/metrics``)
 need it only when ``protect_reads`` is on; health checks never do, so that
-orchestrators can probe the server.
+orchestrators can probe the server, and neither do the dashboard's pages and
+static files, which hold no data (the page asks for the token when a read needs it).
 """
 
 import hmac
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.http.dashboard import PAGE_PATHS, PAGE_PREFIXES
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -35,7 +38,7 @@ class BearerTokenAuth:
 
     def _needs_token(self, scope: Scope) -> bool:
         path, method = scope["path"], scope["method"]
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or (method in ("GET", "HEAD") and (path in PAGE_PATHS or path.startswith(PAGE_PREFIXES))):
             return False
         if method in MUTATING_METHODS or path in MUTATING_GETS:
             return True

@@ -72,6 +72,12 @@ _JOB_ID_PATH = {
 }
 _JOB_ID_QUERY = _query("job_id", "the job's id", required=True)
 _JSON_OBJECT = {"type": "object"}
+_MOMENT = [
+    _query("version", "right after this event number", kind="integer"),
+    _query("at", "as it was at this ISO-8601 instant (no zone: UTC)"),
+]
+# The pages hold no data (it comes from /v1 reads), so they need no token.
+_HTML_PAGE = {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 def _paths() -> dict[str, Any]:
@@ -137,19 +143,32 @@ def _paths() -> dict[str, Any]:
         "/v1/jobs/{job_id}/state": {
             "get": {
                 "summary": "A job's state right after event N or at an instant",
-                "parameters": [
-                    _JOB_ID_PATH,
-                    _query("version", "event number", kind="integer"),
-                    _query("at", "ISO-8601 instant"),
-                ],
+                "parameters": [_JOB_ID_PATH, *_MOMENT],
                 "responses": {"200": _ok("the state then", _JSON_OBJECT), **_errors(401, 404, 422)},
             },
         },
         "/v1/jobs/{job_id}/trials": {
             "get": {
-                "summary": "Every trial of a job",
-                "parameters": [_JOB_ID_PATH],
-                "responses": {"200": _ok("the trials", _JSON_OBJECT), **_errors(401, 404)},
+                "summary": "Every trial of a job, now or as it was at a past version or instant",
+                "parameters": [
+                    _JOB_ID_PATH,
+                    *_MOMENT,
+                    _query("why", "true: each trial's recorded reason too (without generator states)", kind="boolean"),
+                ],
+                "responses": {"200": _ok("the trials", _JSON_OBJECT), **_errors(401, 404, 422)},
+            },
+        },
+        "/v1/jobs/{job_id}/trials.csv": {
+            "get": {
+                "summary": "Every trial as one CSV row (the columns of api/trial_table.py)",
+                "parameters": [_JOB_ID_PATH, *_MOMENT],
+                "responses": {
+                    "200": {
+                        "description": "header line, then one row per trial",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 404, 422),
+                },
             },
         },
         "/v1/jobs/{job_id}/trials/{number}": {
@@ -200,6 +219,15 @@ def _paths() -> dict[str, Any]:
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": _ok("OpenAPI 3.1", _JSON_OBJECT)}}
         },
+        "/": {"get": {"summary": "The dashboard: the job list", "responses": {"200": _HTML_PAGE}}},
+        "/ui/jobs/{job_id}": {
+            "get": {
+                "summary": "The dashboard: one job's charts, trials, time travel and what-if",
+                "parameters": [_JOB_ID_PATH],
+                "responses": {"200": _HTML_PAGE},
+            }
+        },
+        "/docs": {"get": {"summary": "This document, rendered by Swagger UI", "responses": {"200": _HTML_PAGE}}},
     }
 
 

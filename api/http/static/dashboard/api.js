@@ -1,0 +1,86 @@
+// Reads of the /v1 routes. With BSO_AUTH_READS on, the first 401 shows the token
+// form; the token is kept in this tab's sessionStorage and sent as a bearer header.
+
+const TOKEN_KEY = "bso-token";
+let tokenWanted = null; // one pending form for every request that got a 401
+
+export function storedToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function askForToken(reason) {
+  if (tokenWanted) return tokenWanted;
+  const form = document.getElementById("token-form");
+  const input = document.getElementById("token-input");
+  document.getElementById("token-reason").textContent = reason;
+  document.getElementById("view").hidden = true;
+  form.hidden = false;
+  input.value = "";
+  input.focus();
+  tokenWanted = new Promise((resolve) => {
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      form.hidden = true;
+      document.getElementById("view").hidden = false;
+      document.getElementById("forget-token").hidden = false;
+      tokenWanted = null;
+      resolve();
+    };
+  });
+  return tokenWanted;
+}
+
+async function request(path, init = {}) {
+  for (;;) {
+    const token = storedToken();
+    const headers = { ...(init.headers || {}) };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(path, { ...init, headers });
+    if (response.status !== 401) return response;
+    forgetToken();
+    await askForToken(token ? "That token was refused: enter the server's token." : "This server needs a bearer token to show its data.");
+  }
+}
+
+async function json(path, init) {
+  const response = await request(path, init);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body.message || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+export async function requestBlob(path) {
+  const response = await request(path);
+  if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
+  return response.blob();
+}
+
+const enc = encodeURIComponent;
+
+function moment(version, at) {
+  if (version) return `version=${version}`;
+  if (at) return `at=${enc(at)}`;
+  return "";
+}
+
+export const api = {
+  jobs: (prefix, after, limit) => json(`/v1/jobs?prefix=${enc(prefix)}&limit=${limit}${after ? `&after=${after}` : ""}`),
+  state: (jobId, version, at) => json(`/v1/jobs/${enc(jobId)}/state?${moment(version, at)}`),
+  trials: (jobId, version, at) => json(`/v1/jobs/${enc(jobId)}/trials?why=true&${moment(version, at)}`),
+  trial: (jobId, number) => json(`/v1/jobs/${enc(jobId)}/trials/${number}`),
+  reanalysis: (jobId, knobs) =>
+    json(`/v1/jobs/${enc(jobId)}/reanalysis`, { method: "POST", body: JSON.stringify(knobs), headers: { "Content-Type": "application/json" } }),
+  csvUrl: (jobId) => `/v1/jobs/${enc(jobId)}/trials.csv`,
+};
