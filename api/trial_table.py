@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 @dataclass(frozen=True)
 class Column:
     name: str
-    dtype: str  # the pandas dtype the client reads the column as
+    dtype: str  # the pandas dtype the client reads the column as ("datetime": ISO-8601, UTC)
     meaning: str
 
 
@@ -32,8 +32,8 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
     Column("energy", "Float64", "cumulative joules at the last report"),
     Column("metric", "Float64", "validation metric at the last report"),
     Column("cost", "Float64", "energy-time cost at the last report"),
-    Column("dispatched_at", "string", "when the batch size was handed out (ISO-8601)"),
-    Column("finished_at", "string", "when the trial finished, ended or expired (ISO-8601)"),
+    Column("dispatched_at", "datetime", "when the batch size was handed out (ISO-8601)"),
+    Column("finished_at", "datetime", "when the trial finished, ended or expired (ISO-8601)"),
     Column("why_stage", "string", "stage that chose the batch size: Pruning or MAB"),
     Column("why_round", "Int64", "pruning round of the choice, counted from 0 as recorded"),
     Column("why_direction", "string", "pruning walk direction: down or up (explorations)"),

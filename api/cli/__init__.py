@@ -4,12 +4,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from api.cli import audit, initdb, reanalyze, serve, simulate
+from api.cli import audit, initdb, reanalyze, serve, simulate, trials
 from infrastructure.schema import SchemaMissingError
 from infrastructure.settings import SettingsError
 
 # Add a subcommand by writing api/cli/NAME.py with register() and listing it here.
-COMMAND_MODULES = [serve, initdb, simulate, audit, reanalyze]
+COMMAND_MODULES = [serve, initdb, simulate, audit, trials, reanalyze]
 
 
 def build_parser() -> argparse.ArgumentParser:
