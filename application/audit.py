@@ -20,6 +20,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from application.catalog import REGISTERED_TOPIC, JobCatalog
 from application.service import BatchSizeOptimizer
+from application.trial_history import TrialHistory
 from domain.job import DISPATCHED, FAILED, SUCCEEDED, Job
 from domain.job_name import JobName, job_name_id
 from domain.pruning import pruning_progress
@@ -107,9 +108,14 @@ def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, 
     )
 
 
-def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[str, Any]]:
-    """Every trial of a job with its epochs and reasons, read from the job's events."""
-    trials: dict[int, dict[str, Any]] = {}
+def trial_views(
+    events: Iterable[DomainEventProtocol[Any]], trials: dict[int, dict[str, Any]] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Every trial of a job with its epochs and reasons, read from the job's events; JSON-ready
+    (instants as ISO-8601 text). Given the ``trials`` folded from the events before these,
+    brings them up to date in place.
+    """
+    trials = {} if trials is None else trials
     for event in events:
         if isinstance(event, Job.TrialDispatched):
             trials[event.number] = {
@@ -125,7 +131,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 "cost": None,
                 "converged": None,
                 "stop_reason": None,
-                "dispatched_at": event.timestamp,
+                "dispatched_at": event.timestamp.isoformat(),
                 "finished_at": None,
                 "why": {**event.reason, "generator_state_after": event.generator_state},
                 "epochs": [],
@@ -140,7 +146,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                 "metric": event.metric,
                 "cost": event.cost,
             }
-            trial["epochs"].append({**telemetry, "reported_at": event.timestamp, "final": False})
+            trial["epochs"].append({**telemetry, "reported_at": event.timestamp.isoformat(), "final": False})
             trial.update(telemetry, epochs_reported=len(trial["epochs"]))
             if isinstance(event, Job.TrialReported):
                 trial["epochs"][-1]["final"] = True
@@ -148,7 +154,7 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                     status=SUCCEEDED,
                     converged=event.converged,
                     stop_reason=event.reason,
-                    finished_at=event.timestamp,
+                    finished_at=event.timestamp.isoformat(),
                     outcome={
                         "message": event.message,
                         "min_cost_lowered": event.min_cost_lowered,
@@ -156,15 +162,28 @@ def trial_views(events: Iterable[DomainEventProtocol[Any]]) -> dict[int, dict[st
                     },
                 )
         elif isinstance(event, Job.TrialEnded):
-            trials[event.number].update(status=FAILED, stop_reason="ended", finished_at=event.timestamp)
+            trials[event.number].update(status=FAILED, stop_reason="ended", finished_at=event.timestamp.isoformat())
         elif isinstance(event, Job.TrialExpired):
             trials[event.number].update(
                 status=FAILED,
                 stop_reason="expired",
-                finished_at=event.timestamp,
+                finished_at=event.timestamp.isoformat(),
                 outcome={"last_heard_at": event.last_heard_at, "lease_seconds": event.lease_seconds},
             )
     return trials
+
+
+def trial_row(view: dict[str, Any], why: bool) -> dict[str, Any]:
+    """A trial of the list: the view without its epochs and outcome, JSON-ready.
+
+    A shallow copy rather than ``primitives``, which would cost far more on a 10,000-trial
+    list: the views hold their instants as text already, and a reason, read from an
+    event's JSON and never changed afterwards, is JSON too.
+    """
+    row = {key: value for key, value in view.items() if key not in ("why", "epochs", "outcome")}
+    if why:
+        row["why"] = {key: value for key, value in view["why"].items() if not key.startswith("generator_state")}
+    return row
 
 
 def parse_instant(text: str) -> datetime:
@@ -179,6 +198,7 @@ class JobAudit:
     def __init__(self, app: BatchSizeOptimizer) -> None:
         self.app = app
         self.catalog = JobCatalog(app)
+        self.history = TrialHistory(app, trial_views)
 
     # -- addressing -----------------------------------------------------------------
 
@@ -268,24 +288,34 @@ class JobAudit:
         return list(self.app.repository.event_store.get(job_uuid, lte=last))
 
     def trials(
-        self, reference: str, version: int | None = None, at: datetime | None = None, why: bool = False
+        self,
+        reference: str,
+        version: int | None = None,
+        at: datetime | None = None,
+        why: bool = False,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every trial (as it was at ``version`` or ``at``); with ``why``, each one's recorded reason
+        """The trials (as they were at ``version`` or ``at``), of one ``kind`` if given, numbered
+        after ``after``, at most ``limit`` of them; with ``why``, each one's recorded reason
         without the generator states, which only the one-trial view carries."""
-        hidden = {"epochs", "outcome"} if why else {"why", "epochs", "outcome"}
-        views = []
-        for view in trial_views(self.domain_events(reference, version, at)).values():
-            row = {key: value for key, value in view.items() if key not in hidden}
-            if why:
-                row["why"] = {key: value for key, value in view["why"].items() if not key.startswith("generator_state")}
-            views.append(primitives(row))
-        return views
+        job_uuid = self.resolve(reference)
+        last = self._checked_version(job_uuid, version, at)
+
+        def rows(views: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+            chosen = [view for number, view in views.items() if number > after and kind in (None, view["kind"])]
+            return [trial_row(view, why) for view in chosen[:limit]]
+
+        return self.history.views(job_uuid, last, rows)
 
     def trial(self, reference: str, number: int) -> dict[str, Any]:
-        views = trial_views(self.domain_events(reference))
-        if number not in views:
-            raise AuditNotFoundError(f"Job {reference} has no trial {number} (it has {len(views)})")
-        return primitives(views[number])
+        def one(views: dict[int, dict[str, Any]]) -> dict[str, Any]:
+            if number not in views:
+                raise AuditNotFoundError(f"Job {reference} has no trial {number} (it has {len(views)})")
+            return primitives(views[number])
+
+        return self.history.views(self.resolve(reference), None, one)
 
     def events(self, reference: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
         """Events with versions after ``after``, in order; ``next_after`` pages on."""

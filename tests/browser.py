@@ -5,7 +5,6 @@ machines, so the system Chromium is launched by path; ``.ci/run`` installs it.
 """
 
 import contextlib
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,7 +26,7 @@ JOB_CHARTS = ("chart-batch-size", "chart-cost", "chart-arms", "chart-pruning", "
 
 def why_unavailable() -> str | None:
     """Why the browser tests cannot run here, or None when they can."""
-    if not CHROMIUM.exists() and not shutil.which("chromium"):
+    if not CHROMIUM.exists():
         return f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) to run the browser tests"
     try:
         import playwright  # noqa: F401
@@ -86,7 +85,12 @@ CHART_FACTS = """(id) => {
     area: canvas.width * canvas.height,
     title: chart.options.plugins.title.text,
     labels: chart.data.labels || [],
-    datasets: chart.data.datasets.map((d) => ({ label: d.label, points: d.data.filter((p) => p !== null).length, ys: d.data.map((p) => (p && typeof p === "object" && !Array.isArray(p) ? p.y : p)) })),
+    datasets: chart.data.datasets.map((d) => ({
+      label: d.label,
+      outcome: d.outcome || null,
+      points: d.data.filter((p) => p !== null).length,
+      ys: d.data.map((p) => (p && typeof p === "object" && !Array.isArray(p) ? p.y : p)),
+    })),
   };
 }"""
 
@@ -97,3 +101,12 @@ def chart_facts(page: Any, chart_id: str) -> dict[str, Any] | None:
 
 def points(facts: dict[str, Any], label: str) -> int:
     return next(dataset["points"] for dataset in facts["datasets"] if dataset["label"] == label)
+
+
+def points_by_outcome(facts: dict[str, Any]) -> dict[str, int]:
+    """Points of the trial datasets (one per outcome and kind), added up per outcome."""
+    totals: dict[str, int] = {}
+    for dataset in facts["datasets"]:
+        if dataset["outcome"]:
+            totals[dataset["outcome"]] = totals.get(dataset["outcome"], 0) + dataset["points"]
+    return totals

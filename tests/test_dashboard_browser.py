@@ -83,10 +83,9 @@ def assert_job_charts_match(page: Any, server: ServerProcess, version: int | Non
     facts = {name: browser.chart_facts(page, name) for name in browser.JOB_CHARTS}
     for name in ("chart-batch-size", "chart-cost", "chart-pruning", "chart-telemetry"):
         assert_drawn(facts[name])
-    outcome_labels = [d["label"] for d in facts["chart-batch-size"]["datasets"] if not d["label"].startswith("shape:")]
-    assert sum(browser.points(facts["chart-batch-size"], label) for label in outcome_labels) == len(trials)
+    assert sum(browser.points_by_outcome(facts["chart-batch-size"]).values()) == len(trials)
     with_cost = [trial for trial in trials if trial["cost"] is not None]
-    assert sum(browser.points(facts["chart-cost"], label) for label in outcome_labels) == len(with_cost)
+    assert sum(browser.points_by_outcome(facts["chart-cost"]).values()) == len(with_cost)
     reported = [trial for trial in trials if trial["status"] == "Succeeded"]
     assert browser.points(facts["chart-cost"], "running min cost") == len(reported)
     explorations = [trial for trial in trials if trial["kind"] == "Exploration"]
@@ -128,15 +127,16 @@ def test_list_job_page_time_travel_and_what_if(page: Any, populated: tuple[Serve
     latest = read(server, f"/v1/jobs/{MIXED_JOB}")["version"]
     wait_rendered(page, latest)
     facts = assert_job_charts_match(page, server)
-    by_outcome = {d["label"]: d["points"] for d in facts["chart-batch-size"]["datasets"] if not d["label"].startswith("shape:")}
-    assert by_outcome == {
+    assert browser.points_by_outcome(facts["chart-batch-size"]) == {
         "converged": 7,
-        "stopped by the cost bound": 2,
-        "not converged (max epochs)": 1,
-        "ended (PATCH /trials)": 1,
-        "expired (lease)": 1,
-        "in flight": 1,
+        "cost_bound": 2,
+        "max_epochs": 1,
+        "ended": 1,
+        "expired": 1,
+        "in_flight": 1,
     }
+    kinds = {d["label"].split(" · ")[1] for d in facts["chart-batch-size"]["datasets"] if d["outcome"]}
+    assert kinds == {"pruning exploration", "concurrent (stand-in)", "bandit"}
     assert "pruning round 1, walking down from the default: explore 32" in page.locator("#trials tbody tr[data-trial='1'] td.why").inner_text()
     assert "waiting for trial 1" in page.locator("#trials tbody tr[data-trial='2'] td.why").inner_text()
     assert "bandit Thompson sampling" in page.locator("#trials tbody tr[data-trial='6'] td.why").inner_text()

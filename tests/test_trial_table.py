@@ -15,7 +15,9 @@ from api.cli import main
 from api.client import BsoClientError, Client
 from api.http.app import create_app
 from api.trial_table import COLUMN_NAMES
+from application.audit import JobAudit, trial_row, trial_views
 from application.service import BatchSizeOptimizer
+from application.trial_history import TrialHistory
 from infrastructure.settings import Settings, persistence_env
 from tests.audit_helpers import ManualClock, train
 from tests.helpers import job_spec
@@ -166,3 +168,61 @@ def test_python_client_reads_jobs_trials_events_and_reanalyses(served: tuple[Ser
         with pytest.raises(BsoClientError) as bad:
             bso.reanalyze(JOB, eta_knob=2)
         assert bad.value.status_code == 422 and "eta_knob" in bad.value.message
+
+
+def test_trials_page_by_number_and_filter_by_kind(client: TestClient) -> None:
+    every = client.get(f"/v1/jobs/{JOB}/trials", params={"why": "true"}).json()["trials"]
+    page = client.get(f"/v1/jobs/{JOB}/trials", params={"why": "true", "after": 3, "limit": 4}).json()["trials"]
+    assert page == every[3:7]
+    explorations = client.get(f"/v1/jobs/{JOB}/trials", params={"why": "true", "kind": "Exploration"}).json()["trials"]
+    assert explorations == [trial for trial in every if trial["kind"] == "Exploration"] and explorations
+    refused = client.get(f"/v1/jobs/{JOB}/trials", params={"kind": "Bandit"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "query.kind"
+
+
+def test_trial_history_folds_only_new_events_and_agrees_with_a_fresh_fold(tmp_path: Path) -> None:
+    """The per-process cache of trial views stays equal to a fold of the whole stream."""
+    optimizer = BatchSizeOptimizer(env=persistence_env(f"sqlite:///{tmp_path / 'bso.db'}"), clock=ManualClock())
+    try:
+        audit = JobAudit(optimizer)
+        optimizer.register_job(job_spec(job_id=JOB))
+        train(optimizer, JOB)
+        fresh = lambda version=None: [trial_row(view, True) for view in trial_views(audit.domain_events(JOB, version)).values()]  # noqa: E731
+        assert audit.trials(JOB, why=True) == fresh()
+        version_before = audit.state(JOB)["version"]
+        for _ in range(3):
+            train(optimizer, JOB)
+        running = optimizer.predict(JOB)
+        reads: list[tuple[object, int | None]] = []
+        original_get = optimizer.repository.event_store.get
+
+        def spy(*args: object, **kwargs: object) -> object:
+            reads.append((args[0] if args else kwargs["originator_id"], kwargs.get("gt")))
+            return original_get(*args, **kwargs)
+
+        optimizer.repository.event_store.get = spy
+        expected, job_uuid = fresh(), audit.resolve(JOB)
+        reads.clear()
+        assert audit.trials(JOB, why=True) == expected
+        stream_reads = [gt for originator, gt in reads if originator == job_uuid]
+        assert stream_reads == [version_before]  # only the events appended since the last read
+        assert audit.trial(JOB, running["trial_number"])["status"] == "Dispatched"
+        assert audit.trials(JOB, version=version_before, why=True) == fresh(version_before)
+        assert audit.trials(JOB, why=True) == fresh()
+    finally:
+        optimizer.close()
+
+
+def test_trial_history_forgets_the_least_recently_read_jobs_beyond_its_capacity(tmp_path: Path) -> None:
+    optimizer = BatchSizeOptimizer(env=persistence_env("memory://"), clock=ManualClock())
+    history = TrialHistory(optimizer, trial_views, capacity_trials=3)
+    audit = JobAudit(optimizer)
+    for name in ("test-a", "test-b", "test-c"):
+        optimizer.register_job(job_spec(job_id=name))
+        train(optimizer, name)
+        train(optimizer, name)
+    count = lambda views: len(views)  # noqa: E731
+    for name in ("test-a", "test-b"):
+        assert history.views(audit.resolve(name), None, count) == 2
+    assert list(history._jobs) == [audit.resolve("test-b")]  # a's 2 + b's 2 trials exceed 3
+    assert history.views(audit.resolve("test-a"), None, count) == 2  # folded again when asked

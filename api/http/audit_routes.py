@@ -19,8 +19,10 @@ from api.http.schemas import JobSpecFromClient
 from api.trial_table import trial_rows, trials_csv
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from application.reanalysis import reanalyze
+from domain.job import CONCURRENT, EXPLORATION, MAB_TRIAL
 
 MAX_PAGE = 1000
+TRIAL_KINDS = (EXPLORATION, CONCURRENT, MAB_TRIAL)
 
 
 class ReanalysisKnobs(BaseModel):
@@ -136,11 +138,19 @@ async def job_state(request: Request) -> Response:
     return await _answer(lambda: audit.state(job_id, version, at))
 
 
+def query_kind(request: Request) -> str | None:
+    kind = request.query_params.get("kind") or None
+    if kind is not None and kind not in TRIAL_KINDS:
+        raise _invalid("query.kind", f"must be one of {', '.join(TRIAL_KINDS)}, got {kind!r}")
+    return kind
+
+
 async def list_trials(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     version, at = query_moment(request)
-    why = query_flag(request, "why")
-    return await _answer(lambda: {"trials": audit.trials(job_id, version, at, why)})
+    why, kind = query_flag(request, "why"), query_kind(request)
+    after, limit = query_int(request, "after", 0, 0), query_int(request, "limit", None, 1)
+    return await _answer(lambda: {"trials": audit.trials(job_id, version, at, why, kind, after, limit)})
 
 
 async def trials_table(request: Request) -> Response:

@@ -78,7 +78,11 @@ function moment(version, at) {
 export const api = {
   jobs: (prefix, after, limit) => json(`/v1/jobs?prefix=${enc(prefix)}&limit=${limit}${after ? `&after=${after}` : ""}`),
   state: (jobId, version, at) => json(`/v1/jobs/${enc(jobId)}/state?${moment(version, at)}`),
-  trials: (jobId, version, at) => json(`/v1/jobs/${enc(jobId)}/trials?why=true&${moment(version, at)}`),
+  // Every trial, without its why: what the charts draw.
+  trials: (jobId, version) => json(`/v1/jobs/${enc(jobId)}/trials?${moment(version)}`),
+  // Trials with their why: a page of the table, or every pruning exploration.
+  trialsWhy: (jobId, version, { after = 0, limit = null, kind = null } = {}) =>
+    json(`/v1/jobs/${enc(jobId)}/trials?why=true&${moment(version)}&after=${after}${limit ? `&limit=${limit}` : ""}${kind ? `&kind=${kind}` : ""}`),
   trial: (jobId, number) => json(`/v1/jobs/${enc(jobId)}/trials/${number}`),
   reanalysis: (jobId, knobs) =>
     json(`/v1/jobs/${enc(jobId)}/reanalysis`, { method: "POST", body: JSON.stringify(knobs), headers: { "Content-Type": "application/json" } }),

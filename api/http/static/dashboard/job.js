@@ -60,8 +60,8 @@ function pager(total, page, onPage, id) {
   );
 }
 
-function trialTable(trials, page, onPick) {
-  const rows = trials.slice(page * TABLE_PAGE, (page + 1) * TABLE_PAGE).map((trial) =>
+function trialTable(trials, onPick) {
+  const rows = trials.map((trial) =>
     el(
       "tr",
       { "data-trial": trial.number, onclick: () => onPick(trial.number), class: `outcome-${outcomeOf(trial)}` },
@@ -206,10 +206,12 @@ export async function showJob(view, jobId, params) {
     charts[name] = make ? make(boxes[name].canvas) : null;
   }
 
-  function drawTable() {
+  // The table shows one page of trials, fetched with their why for the version shown.
+  async function drawTable() {
+    const rows = (await api.trialsWhy(jobId, shown.state.version, { after: tablePage * TABLE_PAGE, limit: TABLE_PAGE })).trials;
     tableBox.replaceChildren(
       pager(shown.trials.length, tablePage, (page) => { tablePage = page; drawTable(); }, "trials-pager"),
-      trialTable(shown.trials, tablePage, pick),
+      trialTable(rows, pick),
     );
   }
 
@@ -228,7 +230,7 @@ export async function showJob(view, jobId, params) {
     const beta = shown.state.spec.beta_knob;
     const threshold = beta === null || min === null ? null : beta * min;
     draw("telemetry", (canvas) => telemetryChart(canvas, detail, shown.state.spec, threshold));
-    telemetryNote.textContent = `${detail.epochs.length} epoch reports; ${outcomeLabel(outcomeOf(trial))}. Why: ${whyText(trial)}`;
+    telemetryNote.textContent = `${detail.epochs.length} epoch reports; ${outcomeLabel(outcomeOf(trial))}. Why: ${whyText(detail)}`;
   }
 
   function defaultPick() {
@@ -238,11 +240,17 @@ export async function showJob(view, jobId, params) {
   }
 
   async function travel(moment) {
+    const started = performance.now();
     ttError.textContent = "";
     try {
-      const state = moment.at ? await api.state(jobId, null, moment.at) : await api.state(jobId, moment.version);
-      const trials = (await api.trials(jobId, state.version)).trials;
-      shown = { state, trials };
+      const known = moment.at ? await api.state(jobId, null, moment.at) : moment.version === latest.version ? latest : null;
+      const version = known ? known.version : moment.version;
+      const [state, trials, explorations] = await Promise.all([
+        known || api.state(jobId, version),
+        api.trials(jobId, version),
+        api.trialsWhy(jobId, version, { kind: "Exploration" }),
+      ]);
+      shown = { state, trials: trials.trials, explorations: explorations.trials };
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       ttError.textContent = error.message;
@@ -259,12 +267,12 @@ export async function showJob(view, jobId, params) {
     draw("cost", (canvas) => costChart(canvas, trials, state.spec.beta_knob, pick));
     draw("arms", state.arms.length ? (canvas) => armsChart(canvas, state.arms) : null);
     armsNote.textContent = state.arms.length ? "" : `No bandit yet: the job is in ${stageText(state.stage, state.pruning)}.`;
-    draw("pruning", (canvas) => pruningChart(canvas, trials, state.pruning.survivors, sizes, state.stage));
+    draw("pruning", (canvas) => pruningChart(canvas, shown.explorations, state.pruning.survivors, sizes, state.stage));
     tablePage = 0;
-    drawTable();
     const first = defaultPick();
-    if (first) await pick(first);
-    else draw("telemetry", null);
+    await Promise.all([drawTable(), first ? pick(first) : draw("telemetry", null)]);
+    // Read by bench/dashboard.py: how long fetching and drawing this moment took.
+    performance.measure("bso-job-drawn", { start: started });
     view.dataset.rendered = `version-${state.version}`;
   }
 
