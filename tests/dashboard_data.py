@@ -105,13 +105,13 @@ def script_mixed_job(url: str, token: str | None = None) -> None:
     trainer.predict(MIXED_JOB)  # expires the silent one; this one stays in flight
 
 
-def simulate(url: str) -> tuple[str, int]:
+def simulate(url: str, workload: str = "squad", gpu: str = "p100", recurrences: int = 24) -> tuple[str, int]:
     """``bso simulate --url`` against the server: the new job's id and its number of trials.
 
     The simulator's HTTP client sends no token, so the server must not need one.
     """
-    command = [sys.executable, "-m", "api.cli", "simulate", "--workload", "squad", "--gpu", "p100",
-               "--recurrences", "24", "--url", url, "--json"]
+    command = [sys.executable, "-m", "api.cli", "simulate", "--workload", workload, "--gpu", gpu,
+               "--recurrences", str(recurrences), "--url", url, "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr

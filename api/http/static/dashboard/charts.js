@@ -18,10 +18,13 @@ function axis(title, extra = {}) {
   return { title: { display: true, text: title }, ...extra };
 }
 
-// Whole trial numbers, with room for the first and last point.
-function trialAxis(title, trials) {
-  const last = trials.reduce((max, trial) => Math.max(max, trial.number), 1);
+// Whole trial numbers from 0 to one past ``last``, so no point sits on the border.
+function trialAxis(title, last) {
   return axis(title, { type: "linear", min: 0, max: last + 1, ticks: { precision: 0 } });
+}
+
+function lastNumber(trials) {
+  return trials.reduce((max, trial) => Math.max(max, trial.number), 1);
 }
 
 // A linear axis over log2(batch size), with a tick at each of the job's batch sizes.
@@ -108,7 +111,7 @@ export function batchSizeChart(canvas, trials, sizes, onPick) {
       parsing: false,
       normalized: true,
       onClick: pickOnClick(onPick),
-      scales: { x: trialAxis("trial number", trials), y: log2Axis(sizes) },
+      scales: { x: trialAxis("trial number", lastNumber(trials)), y: log2Axis(sizes) },
       plugins: {
         legend: outcomeLegend,
         title: { display: true, text: "Batch size chosen per trial" },
@@ -153,7 +156,7 @@ export function costChart(canvas, trials, beta, onPick) {
       normalized: true,
       onClick: pickOnClick(onPick),
       scales: {
-        x: trialAxis("trial number", trials),
+        x: trialAxis("trial number", lastNumber(trials)),
         y: axis("cost (J, energy-time cost at the last report)", { ticks: { callback: (value) => joules(value) } }),
       },
       plugins: {
@@ -266,7 +269,7 @@ export function pruningChart(canvas, explorations, survivors, sizes, stage) {
     data: { datasets },
     options: {
       parsing: false,
-      scales: { x: trialAxis("trial number (pruning explorations)", explorations), y: log2Axis(sizes) },
+      scales: { x: trialAxis("trial number (pruning explorations)", lastX), y: log2Axis(sizes) },
       plugins: {
         title: { display: true, text: "Pruning walk: filled = converged, hollow = not; ▼ down, ▲ up" },
         tooltip: { callbacks: { label: trialTooltip } },
@@ -329,7 +332,10 @@ export function whatIfChart(canvas, report) {
         x: axis("trial number", { type: "linear" }),
         y: axis("cumulative cost (J)", { ticks: { callback: (value) => joules(value) } }),
       },
-      plugins: { title: { display: true, text: "What-if: cumulative cost per trial, actual against counterfactual" } },
+      plugins: {
+        title: { display: true, text: "What-if: cumulative cost per trial, actual against counterfactual" },
+        legend: { labels: { sort: (a, b) => a.datasetIndex - b.datasetIndex } },
+      },
     },
   });
 }

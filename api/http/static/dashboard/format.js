@@ -40,6 +40,13 @@ export function joules(value) {
   return `${value.toPrecision(4)} J`;
 }
 
+export function seconds(value) {
+  if (value === null || value === undefined) return "–";
+  if (value >= 7200) return `${(value / 3600).toPrecision(4)} h`;
+  if (value >= 120) return `${(value / 60).toPrecision(4)} min`;
+  return `${value.toPrecision(4)} s`;
+}
+
 export function number(value, digits = 4) {
   if (value === null || value === undefined) return "–";
   return Number.isInteger(value) ? String(value) : value.toPrecision(digits);

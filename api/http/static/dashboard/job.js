@@ -3,7 +3,7 @@
 
 import { api, ApiError, requestBlob } from "./api.js";
 import { armsChart, batchSizeChart, costChart, pruningChart, telemetryChart, whatIfChart } from "./charts.js";
-import { OUTCOMES, el, joules, number, outcomeLabel, outcomeOf, stageText, when } from "./format.js";
+import { OUTCOMES, el, joules, outcomeLabel, outcomeOf, seconds, stageText, when } from "./format.js";
 import { minCostBefore, trialCounts, whyText } from "./history.js";
 
 const TABLE_PAGE = 50;
@@ -117,7 +117,7 @@ function caveats(report) {
 }
 
 function totalsTable(report) {
-  const row = (label, totals) => el("tr", {}, el("th", {}, label), el("td", {}, joules(totals.cost)), el("td", {}, joules(totals.energy)), el("td", {}, `${number(totals.time)} s`));
+  const row = (label, totals) => el("tr", {}, el("th", {}, label), el("td", {}, joules(totals.cost)), el("td", {}, joules(totals.energy)), el("td", {}, seconds(totals.time)));
   return el(
     "table",
     { class: "grid totals" },
