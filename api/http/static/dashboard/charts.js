@@ -2,7 +2,7 @@
 // and a legend; data are {x, y} points (parsing off), so 10,000 trials draw fast.
 
 import { KINDS, OUTCOMES, armCost, joules, outcomeOf, shapeOf } from "./format.js";
-import { runningMinCost } from "./history.js";
+import { runningMinCost, steps } from "./history.js";
 
 const Chart = window.Chart;
 Chart.defaults.animation = false;
@@ -66,6 +66,7 @@ function outcomeDatasets(trials, y) {
         backgroundColor: outcome.colour,
         borderColor: outcome.colour,
         pointRadius: radius,
+        pointBorderWidth: 0, // filled shapes only: a stroke per point would double the drawing
         showLine: false,
       });
     }
@@ -126,7 +127,7 @@ export function costChart(canvas, trials, beta, onPick) {
   const lines = [
     {
       label: "running min cost",
-      data: running.map((point) => ({ x: point.number, y: point.minCost })),
+      data: steps(running.map((point) => ({ x: point.number, y: point.minCost }))),
       borderColor: "#111827",
       backgroundColor: "#111827",
       showLine: true,
@@ -138,7 +139,7 @@ export function costChart(canvas, trials, beta, onPick) {
   if (beta !== null) {
     lines.push({
       label: `stop threshold (beta ${beta} × min cost)`,
-      data: running.map((point) => ({ x: point.number, y: beta * point.minCost })),
+      data: steps(running.map((point) => ({ x: point.number, y: beta * point.minCost }))),
       borderColor: "#dc2626",
       backgroundColor: "#dc2626",
       borderDash: [6, 4],

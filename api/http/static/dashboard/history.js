@@ -19,6 +19,12 @@ export function runningMinCost(trials) {
   return points.sort((a, b) => a.number - b.number);
 }
 
+// The points of a stepped line where its value changes, and its last point: the same
+// line as every point drawn, for a fraction of the points on a long history.
+export function steps(points) {
+  return points.filter((point, index) => index === 0 || index === points.length - 1 || point.y !== points[index - 1].y);
+}
+
 // The min cost that bounded a trial: the lowest final cost reported before it finished
 // (before now, for a trial in flight); null while nothing has been reported.
 export function minCostBefore(trials, trial) {

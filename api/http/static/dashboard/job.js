@@ -137,7 +137,7 @@ function differencesTable(changed, page) {
 
 export async function showJob(view, jobId, params) {
   view.replaceChildren(el("p", { class: "loading" }, "Loading…"));
-  const latest = await api.state(jobId);
+  let latest = await api.state(jobId);
   const charts = {};
   window.bsoCharts = charts;
   let shown = { state: latest, trials: [] };
@@ -160,7 +160,7 @@ export async function showJob(view, jobId, params) {
     el("button", { type: "submit", id: "tt-go" }, "Show version"),
     el("label", {}, "or instant ", atInput),
     el("button", { type: "button", id: "tt-go-at", onclick: () => travel({ at: atInput.value.trim() }) }, "Show instant"),
-    el("button", { type: "button", id: "tt-latest", onclick: () => travel({ version: latest.version }) }, "Latest"),
+    el("button", { type: "button", id: "tt-latest", onclick: () => travel({ fresh: true }) }, "Latest"),
     ttStatus,
     ttError,
   );
@@ -243,7 +243,8 @@ export async function showJob(view, jobId, params) {
     const started = performance.now();
     ttError.textContent = "";
     try {
-      const known = moment.at ? await api.state(jobId, null, moment.at) : moment.version === latest.version ? latest : null;
+      if (moment.fresh) latest = await api.state(jobId); // events may have come since the page opened
+      const known = moment.fresh ? latest : moment.at ? await api.state(jobId, null, moment.at) : moment.version === latest.version ? latest : null;
       const version = known ? known.version : moment.version;
       const [state, trials, explorations] = await Promise.all([
         known || api.state(jobId, version),
@@ -257,6 +258,7 @@ export async function showJob(view, jobId, params) {
       return;
     }
     const { state, trials } = shown;
+    slider.max = versionInput.max = latest.version;
     slider.value = versionInput.value = state.version;
     ttStatus.textContent = `showing version ${state.version} of ${latest.version}, as at ${when(state.updated_at)}`;
     view.dataset.shownVersion = state.version;
