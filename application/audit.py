@@ -84,6 +84,8 @@ def state_view(job: Job) -> dict[str, Any]:
                 "dispatched": statuses[TrialStatus.DISPATCHED],
                 "succeeded": statuses[TrialStatus.SUCCEEDED],
                 "failed": statuses[TrialStatus.FAILED],
+                "converged": job.trial_converged.count(True),
+                "not_converged": job.trial_converged.count(False),
             },
             "pruning": {
                 **pruning_rounds(progress.round_number, job.spec.num_pruning_rounds),
@@ -96,6 +98,12 @@ def state_view(job: Job) -> dict[str, Any]:
             "lsts": job.lsts,  # LSTS's own state (walk, observations, arms); None for Zeus jobs
         }
     )
+
+
+def best_arm(arms: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The observed arm with the highest posterior mean reward (lowest mean cost), if any."""
+    observed = [arm for arm in arms if arm["num_observations"] > 0]
+    return max(observed, key=lambda arm: arm["mean"], default=None)
 
 
 def pruning_rounds(rounds_done: int, num_rounds: int) -> dict[str, Any]:
@@ -231,9 +239,13 @@ class TrialFold:
             trials[event.number]["observation"] = event.observation
 
 
-def trial_summary(view: dict[str, Any]) -> dict[str, Any]:
-    """A trial as the trial list shows it: without its reasons, epochs and outcome."""
-    return primitives({key: value for key, value in view.items() if key not in ("why", "epochs", "outcome", "observation")})
+def trial_row(view: dict[str, Any], why: bool = False) -> dict[str, Any]:
+    """A trial as the trial list shows it: without its epochs, outcome and observation, and
+    with its reason only if asked (and then without the generator states)."""
+    row = {key: value for key, value in view.items() if key not in ("why", "epochs", "outcome", "observation")}
+    if why:
+        row["why"] = {key: value for key, value in view["why"].items() if not key.startswith("generator_state")}
+    return primitives(row)
 
 
 class ViewCache:
@@ -346,10 +358,14 @@ class JobAudit:
                     "job_id": view["job_id"],
                     "job_uuid": view["job_uuid"],
                     "stage": view["stage"],
+                    "policy": view["policy"],
                     "trials": view["trials"],
+                    "pruning": None if view["pruning"] is None else {key: view["pruning"][key] for key in ("round", "num_rounds", "done")},
+                    "best_arm": best_arm(view["arms"]),
                     "min_cost": view["min_cost"],
                     "min_cost_batch_size": view["min_cost_batch_size"],
                     "registered_at": view["registered_at"],
+                    "updated_at": view["updated_at"],
                     "deleted": view["deleted"],
                     "version": view["version"],
                     "cursor": entry.position,
@@ -380,23 +396,44 @@ class JobAudit:
             self.cache.keep_state(job_uuid, job.version, view)
         return view
 
-    def domain_events(self, reference: str) -> list[DomainEventProtocol[Any]]:
-        return list(self.app.repository.event_store.get(self.resolve(reference)))
+    def domain_events(
+        self, reference: str, version: int | None = None, at: datetime | None = None
+    ) -> list[DomainEventProtocol[Any]]:
+        """The job's events, all of them or up to ``version`` / the instant ``at``."""
+        job_uuid = self.resolve(reference)
+        last = self._checked_version(job_uuid, version, at)
+        return list(self.app.repository.event_store.get(job_uuid, lte=last))
 
-    def trials(self, reference: str) -> list[dict[str, Any]]:
-        """Every trial of the job, in order (the CLI's table; HTTP pages with ``trials_page``)."""
-        return self._read_trials(reference, lambda trials: [trial_summary(view) for view in trials.values()])
+    def trials(
+        self, reference: str, version: int | None = None, at: datetime | None = None, why: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every trial of the job in order, now or as it was at ``version`` / ``at`` (the CLI, CSV)."""
+        return self._read_trials(reference, version, at, lambda trials: [trial_row(view, why) for view in trials.values()])
 
-    def trials_page(self, reference: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
-        """Trials numbered after ``after``, at most ``limit``; ``next_after`` pages on."""
+    def trials_page(
+        self,
+        reference: str,
+        version: int | None = None,
+        at: datetime | None = None,
+        why: bool = False,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """Trials numbered after ``after`` (of one ``kind`` if given), at most ``limit``, now or as
+        they were at ``version`` / ``at``; ``next_after`` pages on. With ``why``, each one's
+        recorded reason without the generator states (the one-trial view has them)."""
 
         def page(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
-            numbers = range(after + 1, min(len(trials), after + limit) + 1)  # numbered 1.. without gaps
-            rows = [trial_summary(trials[number]) for number in numbers]
-            more = after + limit < len(trials)
-            return {"trials": rows, "next_after": rows[-1]["number"] if rows and more else None}
+            chosen: list[dict[str, Any]] = []
+            for number in range(after + 1, len(trials) + 1):  # numbered 1.. without gaps
+                if kind is None or trials[number]["kind"] == kind:
+                    if len(chosen) == limit:
+                        return {"trials": chosen, "next_after": chosen[-1]["number"]}
+                    chosen.append(trial_row(trials[number], why))
+            return {"trials": chosen, "next_after": None}
 
-        return self._read_trials(reference, page)
+        return self._read_trials(reference, version, at, page)
 
     def trial(self, reference: str, number: int) -> dict[str, Any]:
         def one(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -404,20 +441,34 @@ class JobAudit:
                 raise AuditNotFoundError(f"Job {reference} has no trial {number} (it has {len(trials)})")
             return primitives(trials[number])
 
-        return self._read_trials(reference, one)
+        return self._read_trials(reference, None, None, one)
 
-    def _read_trials(self, reference: str, read: Callable[[dict[int, dict[str, Any]]], Any]) -> Any:
-        """``read`` over the job's trial views, brought up to date with only the events it has not seen."""
+    def _read_trials(
+        self,
+        reference: str,
+        version: int | None,
+        at: datetime | None,
+        read: Callable[[dict[int, dict[str, Any]]], Any],
+    ) -> Any:
+        """``read`` over the job's trial views: now, from the job's cached fold brought up to date
+        with only the events it has not seen; in the past, folded afresh up to that version."""
         job_uuid = self.resolve(reference)
+        last = self._checked_version(job_uuid, version, at)
+        if last is not None:
+            past = TrialFold()
+            past.apply(self._events_after(job_uuid, 0, last))
+            return read(past.trials)
         lock, fold = self.cache.fold(job_uuid)
         with lock:
             if fold.version != self.latest_version(job_uuid):
                 fold.apply(self._events_after(job_uuid, fold.version))
             return read(fold.trials)
 
-    def _events_after(self, job_uuid: UUID, version: int) -> Iterator[DomainEventProtocol[Any]]:
+    def _events_after(
+        self, job_uuid: UUID, version: int, last: int | None = None
+    ) -> Iterator[DomainEventProtocol[Any]]:
         while True:
-            batch = list(self.app.repository.event_store.get(job_uuid, gt=version, limit=_REPLAY_PAGE))
+            batch = list(self.app.repository.event_store.get(job_uuid, gt=version, lte=last, limit=_REPLAY_PAGE))
             yield from batch
             if len(batch) < _REPLAY_PAGE:
                 return

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.http import audit_routes, metrics, metrics_routes, openapi, zeus_routes
+from api.http import audit_routes, dashboard, metrics, metrics_routes, openapi, zeus_routes
 from api.http.auth import BearerTokenAuth
 from api.http.errors import EXCEPTION_HANDLERS, message
 from api.http.view_cache import RenderedViews
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         *metrics_routes.routes,
         *audit_routes.routes,
         *openapi.routes,
+        *dashboard.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -23,10 +23,13 @@ from api.http.view_cache import RenderedViews
 from api.json_text import finite_json
 from api.numbers import MAX_NUMBER, parse_number
 from application.audit import AuditNotFoundError, JobAudit, parse_instant
+from api.trial_table import trial_rows, trials_csv
 from application.reanalysis import reanalyze
+from domain.enums import TrialKind
 from domain.spec import KNOBS, knob_overrides
 
 MAX_PAGE = 1000
+TRIAL_KINDS = tuple(TrialKind)
 # The instants ``?at=`` accepts (the OpenAPI document states the same pattern): no zone means UTC.
 INSTANT_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?"
 INSTANT = re.compile(INSTANT_PATTERN, re.ASCII)
@@ -155,20 +158,55 @@ async def show_job(request: Request) -> Response:
     return await _job_answer(request, lambda: audit.state(job_id))
 
 
-async def job_state(request: Request) -> Response:
-    audit, job_id = audit_of(request), request.path_params["job_id"]
+def query_moment(request: Request) -> tuple[int | None, datetime | None]:
+    """``version`` or ``at`` (at most one): which past moment of the job to show."""
     version = query_int(request, "version", None, 1)
     at = query_instant(request)
     if version is not None and at is not None:
         raise _invalid("query", "give either version or at, not both")
+    return version, at
+
+
+def query_flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise _invalid(f"query.{name}", f"must be true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
+def query_kind(request: Request) -> str | None:
+    kind = request.query_params.get("kind") or None
+    if kind is not None and kind not in TRIAL_KINDS:
+        raise _invalid("query.kind", f"must be one of {', '.join(TRIAL_KINDS)}, got {kind!r}")
+    return kind
+
+
+async def job_state(request: Request) -> Response:
+    audit, job_id = audit_of(request), request.path_params["job_id"]
+    version, at = query_moment(request)
     return await _job_answer(request, lambda: audit.state(job_id, version, at))
 
 
 async def list_trials(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
+    version, at = query_moment(request)
+    why, kind = query_flag(request, "why"), query_kind(request)
     after = query_int(request, "after", 0, 0)
     limit = query_int(request, "limit", 100, 1, MAX_PAGE)
-    return await _job_answer(request, lambda: audit.trials_page(job_id, after, limit))
+    return await _job_answer(request, lambda: audit.trials_page(job_id, version, at, why, kind, after, limit))
+
+
+async def trials_table(request: Request) -> Response:
+    audit, job_id = audit_of(request), request.path_params["job_id"]
+    version, at = query_moment(request)
+    show_secrets = may_write(request)
+
+    def table() -> str:
+        rows = audit.trials(job_id, version, at, why=True)
+        return trials_csv(trial_rows(rows if show_secrets else without_secrets(rows)))
+
+    text = await read_off_the_command_threads(request, table)
+    return Response(text, media_type="text/csv; charset=utf-8")
 
 
 async def show_trial(request: Request) -> Response:
@@ -216,6 +254,7 @@ routes = [
             _route("/jobs/{job_id}", show_job),
             _route("/jobs/{job_id}/state", job_state),
             _route("/jobs/{job_id}/trials", list_trials),
+            _route("/jobs/{job_id}/trials.csv", trials_table),
             _route("/jobs/{job_id}/trials/{number}", show_trial),
             _route("/jobs/{job_id}/events", list_events),
             _route("/jobs/{job_id}/reanalysis", run_reanalysis, "POST"),

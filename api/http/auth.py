@@ -4,7 +4,9 @@ With ``BSO_AUTH_TOKEN`` set, every route that changes state needs it: POST, PATC
 DELETE and ``GET /jobs/batch_size`` (which dispatches a trial). Reads (``/v1``,
 ``/metrics``) need it only when ``protect_reads`` is on, or need the separate read
 token (``BSO_READ_TOKEN``, the write token works too) when one is set. Health checks
-never do, so that orchestrators can probe the server.
+never do, so that orchestrators can probe the server, and neither do the dashboard's
+pages and static files, which hold no data (the page asks for the token when a read
+needs it).
 
 Whether the caller may write is left in the scope for the routes: reads show what
 lets anyone predict a job's next random draws only to callers allowed to write
@@ -16,6 +18,8 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.http.dashboard import PAGE_PATHS, PAGE_PREFIXES
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -54,7 +58,7 @@ class BearerTokenAuth:
 
     def _reader_allowed(self, scope: Scope, sent: bytes | None) -> bool:
         path, method = scope["path"], scope["method"]
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or (method in ("GET", "HEAD") and (path in PAGE_PATHS or path.startswith(PAGE_PREFIXES))):
             return True
         if method in MUTATING_METHODS or path in MUTATING_GETS:
             return False

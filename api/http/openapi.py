@@ -17,6 +17,7 @@ from api.version import package_version
 from api.http.view_schemas import VIEW_MODELS, EventPage, JobPage, JobState, ReanalysisReport, Status, TrialDetail, TrialPage
 from api.numbers import MAX_NUMBER
 from application.idempotency import MAX_KEY_LENGTH
+from domain.enums import TrialKind
 
 _MODELS: list[type[BaseModel]] = [
     JobSpecFromClient,
@@ -110,6 +111,12 @@ _IDEMPOTENCY_KEY = {
     "description": "repeat a request safely: the same key and body get the first answer back",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
 }
+_MOMENT = [
+    _query("version", "right after this event number", _count(1)),
+    _query("at", "as it was at this ISO-8601 instant; no zone means UTC", {"type": "string", "format": "date-time", "pattern": f"^{INSTANT_PATTERN}$"}),
+]
+# The pages hold no data (it comes from /v1 reads), so they need no token.
+_HTML_PAGE = {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
 _AFTER = _query("after", "cursor: next_after of the previous page", _count(0))
 _LIMIT = _query("limit", "page size", _count(1, MAX_PAGE))
 
@@ -179,15 +186,37 @@ def _paths() -> dict[str, Any]:
                 "A job's state right after event N or at an instant (give one, not both)",
                 JobState,
                 (404, 422),
-                parameters=[
-                    _JOB_ID_PATH,
-                    _query("version", "event number", _count(1)),
-                    _query("at", "ISO-8601 instant; no zone means UTC", {"type": "string", "format": "date-time", "pattern": f"^{INSTANT_PATTERN}$"}),
-                ],
+                parameters=[_JOB_ID_PATH, *_MOMENT],
             ),
         },
         "/v1/jobs/{job_id}/trials": {
-            "get": _read("A page of a job's trials", TrialPage, (404, 422), parameters=[_JOB_ID_PATH, _AFTER, _LIMIT]),
+            "get": _read(
+                "A page of a job's trials, now or as they were at a past version or instant",
+                TrialPage,
+                (404, 422),
+                parameters=[
+                    _JOB_ID_PATH,
+                    *_MOMENT,
+                    _query("why", "true: each trial's recorded reason too (without generator states)", {"type": "boolean"}),
+                    _query("kind", "only trials of this kind", {"type": "string", "enum": [str(kind) for kind in TrialKind]}),
+                    _AFTER,
+                    _LIMIT,
+                ],
+            ),
+        },
+        "/v1/jobs/{job_id}/trials.csv": {
+            "get": {
+                "summary": "Every trial as one CSV row (the columns of api/trial_table.py)",
+                "security": _READ,
+                "parameters": [_JOB_ID_PATH, *_MOMENT],
+                "responses": {
+                    "200": {
+                        "description": "header line, then one row per trial",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 404, 422),
+                },
+            },
         },
         "/v1/jobs/{job_id}/trials/{number}": {
             "get": _read(
@@ -245,6 +274,15 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"}), **_errors(401)},
             }
         },
+        "/": {"get": {"summary": "The dashboard: the job list", "responses": {"200": _HTML_PAGE}}},
+        "/ui/jobs/{job_id}": {
+            "get": {
+                "summary": "The dashboard: one job's charts, trials, time travel and what-if",
+                "parameters": [_JOB_ID_PATH],
+                "responses": {"200": _HTML_PAGE},
+            }
+        },
+        "/docs": {"get": {"summary": "This document, rendered by Swagger UI", "responses": {"200": _HTML_PAGE}}},
     }
 
 

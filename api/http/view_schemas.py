@@ -53,7 +53,7 @@ class Arm(_View):
 
 
 class Pruning(_View):
-    round: int
+    round: int | None  # None once every round is done
     num_rounds: int
     survivors: list[int]
     default_batch_size: int | None
@@ -74,7 +74,7 @@ class JobState(_View):
     min_cost: Number
     min_cost_batch_size: int | None
     trials: TrialCounts
-    pruning: Pruning
+    pruning: Pruning | None  # None for LSTS jobs (their walk is in "lsts")
     arms: list[Arm]
 
 

@@ -1,0 +1,107 @@
+// Reads of the /v1 routes. With BSO_AUTH_READS on, the first 401 shows the token
+// form; the token is kept in this tab's sessionStorage and sent as a bearer header.
+
+const TOKEN_KEY = "bso-token";
+let tokenWanted = null; // one pending form for every request that got a 401
+
+export function storedToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function askForToken(reason) {
+  if (tokenWanted) return tokenWanted;
+  const form = document.getElementById("token-form");
+  const input = document.getElementById("token-input");
+  document.getElementById("token-reason").textContent = reason;
+  document.getElementById("view").hidden = true;
+  form.hidden = false;
+  input.value = "";
+  input.focus();
+  tokenWanted = new Promise((resolve) => {
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      form.hidden = true;
+      document.getElementById("view").hidden = false;
+      document.getElementById("forget-token").hidden = false;
+      tokenWanted = null;
+      resolve();
+    };
+  });
+  return tokenWanted;
+}
+
+async function request(path, init = {}) {
+  for (;;) {
+    const token = storedToken();
+    const headers = { ...(init.headers || {}) };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(path, { ...init, headers });
+    if (response.status !== 401) return response;
+    forgetToken();
+    await askForToken(token ? "That token was refused: enter the server's token." : "This server needs a bearer token to show its data.");
+  }
+}
+
+async function json(path, init) {
+  const response = await request(path, init);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body.message || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+export async function requestBlob(path) {
+  const response = await request(path);
+  if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
+  return response.blob();
+}
+
+const enc = encodeURIComponent;
+
+function moment(version, at) {
+  if (version) return `version=${version}`;
+  if (at) return `at=${enc(at)}`;
+  return "";
+}
+
+// The server pages trial lists (at most 1000 a page): follow next_after to the end.
+const MAX_TRIAL_PAGES = 1000;
+
+async function allTrials(url) {
+  const trials = [];
+  let after = 0;
+  for (let page = 0; page < MAX_TRIAL_PAGES; page += 1) {
+    const answer = await json(`${url}&limit=1000&after=${after}`);
+    trials.push(...answer.trials);
+    if (answer.next_after === null || answer.next_after === undefined) break;
+    after = answer.next_after;
+  }
+  return { trials };
+}
+
+export const api = {
+  jobs: (prefix, after, limit) => json(`/v1/jobs?prefix=${enc(prefix)}&limit=${limit}${after ? `&after=${after}` : ""}`),
+  state: (jobId, version, at) => json(`/v1/jobs/${enc(jobId)}/state?${moment(version, at)}`),
+  // Every trial, without its why: what the charts draw.
+  trials: (jobId, version) => allTrials(`/v1/jobs/${enc(jobId)}/trials?${moment(version)}`),
+  // Trials with their why: a page of the table, or every pruning exploration.
+  trialsWhy: (jobId, version, { after = 0, limit = null, kind = null } = {}) => {
+    const url = `/v1/jobs/${enc(jobId)}/trials?why=true&${moment(version)}${kind ? `&kind=${kind}` : ""}`;
+    return limit ? json(`${url}&after=${after}&limit=${limit}`) : allTrials(url);
+  },
+  trial: (jobId, number) => json(`/v1/jobs/${enc(jobId)}/trials/${number}`),
+  reanalysis: (jobId, knobs) =>
+    json(`/v1/jobs/${enc(jobId)}/reanalysis`, { method: "POST", body: JSON.stringify(knobs), headers: { "Content-Type": "application/json" } }),
+  csvUrl: (jobId) => `/v1/jobs/${enc(jobId)}/trials.csv`,
+};

@@ -1,0 +1,342 @@
+// Chart.js configurations of the job page. Every chart has titled axes with units
+// and a legend; data are {x, y} points (parsing off), so 10,000 trials draw fast.
+
+import { KINDS, OUTCOMES, armCost, joules, outcomeOf, shapeOf } from "./format.js";
+import { runningMinCost, steps } from "./history.js";
+
+const Chart = window.Chart;
+Chart.defaults.animation = false;
+Chart.defaults.font.family = "system-ui, sans-serif";
+Chart.defaults.plugins.legend.position = "bottom";
+Chart.defaults.plugins.legend.labels.usePointStyle = true;
+Chart.defaults.maintainAspectRatio = false;
+
+const ROUND_COLOURS = ["#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2"];
+const SHAPE_INK = "#374151";
+
+function axis(title, extra = {}) {
+  return { title: { display: true, text: title }, ...extra };
+}
+
+// Whole trial numbers from 0 to one past ``last``, so no point sits on the border.
+function trialAxis(title, last) {
+  return axis(title, { type: "linear", min: 0, max: last + 1, ticks: { precision: 0 } });
+}
+
+function lastNumber(trials) {
+  return trials.reduce((max, trial) => Math.max(max, trial.number), 1);
+}
+
+// A linear axis over log2(batch size), with a tick at each of the job's batch sizes.
+function log2Axis(sizes) {
+  return axis("batch size (log2 scale)", {
+    type: "linear",
+    min: Math.log2(Math.min(...sizes)) - 0.25,
+    max: Math.log2(Math.max(...sizes)) + 0.25,
+    afterBuildTicks: (scale) => {
+      scale.ticks = sizes.map((size) => ({ value: Math.log2(size) }));
+    },
+    ticks: { callback: (value) => String(Math.round(2 ** value)) },
+  });
+}
+
+function trialTooltip(context) {
+  const trial = context.raw.trial;
+  if (!trial) return `${context.dataset.label}: ${context.formattedValue}`;
+  return `trial ${trial.number}: batch size ${trial.batch_size}, ${trial.kind}, cost ${joules(trial.cost)}`;
+}
+
+// A dataset per outcome (colour) and kind (shape) of trial: Chart.js shares the options
+// of every point of a dataset whose style is constant, which draws 10,000 points many
+// times faster than per-point styles. The legend shows one entry per outcome and one per
+// shape (empty datasets); clicking one hides or shows every dataset with that outcome or kind.
+function outcomeDatasets(trials, y) {
+  const radius = trials.length > 2000 ? 2 : 4;
+  const points = [];
+  for (const outcome of OUTCOMES) {
+    for (const kind of KINDS) {
+      const mine = trials.filter((trial) => outcomeOf(trial) === outcome.key && trial.kind === kind.key && y(trial) !== null);
+      if (!mine.length) continue;
+      points.push({
+        label: `${outcome.label} · ${kind.label}`,
+        outcome: outcome.key,
+        kind: kind.key,
+        data: mine.map((trial) => ({ x: trial.number, y: y(trial), trial })),
+        pointStyle: kind.shape,
+        backgroundColor: outcome.colour,
+        borderColor: outcome.colour,
+        pointRadius: radius,
+        pointBorderWidth: 0, // filled shapes only: a stroke per point would double the drawing
+        showLine: false,
+      });
+    }
+  }
+  const colours = OUTCOMES.map((outcome) => ({ label: outcome.label, legendFor: { outcome: outcome.key }, data: [], pointStyle: "circle", backgroundColor: outcome.colour, borderColor: outcome.colour }));
+  const shapes = KINDS.map((kind) => ({ label: `shape: ${kind.label}`, legendFor: { kind: kind.key }, data: [], pointStyle: kind.shape, backgroundColor: "#ffffff", borderColor: SHAPE_INK }));
+  return [...points, ...colours, ...shapes];
+}
+
+// Legend options for outcomeDatasets: entries for the colours, shapes and any other line.
+const outcomeLegend = {
+  labels: { filter: (item, data) => !data.datasets[item.datasetIndex].outcome },
+  onClick: (event, item, legend) => {
+    const chart = legend.chart;
+    const entry = chart.data.datasets[item.datasetIndex];
+    if (!entry.legendFor) {
+      chart.setDatasetVisibility(item.datasetIndex, !chart.isDatasetVisible(item.datasetIndex));
+    } else {
+      const [key, value] = Object.entries(entry.legendFor)[0];
+      const hide = chart.isDatasetVisible(item.datasetIndex);
+      chart.data.datasets.forEach((dataset, index) => {
+        if (index === item.datasetIndex || dataset[key] === value) chart.setDatasetVisibility(index, !hide);
+      });
+    }
+    chart.update();
+  },
+};
+
+function pickOnClick(onPick) {
+  return (event, elements, chart) => {
+    if (!elements.length) return;
+    const { datasetIndex, index } = elements[0];
+    const point = chart.data.datasets[datasetIndex].data[index];
+    if (point && point.trial) onPick(point.trial.number);
+  };
+}
+
+export function batchSizeChart(canvas, trials, sizes, onPick) {
+  return new Chart(canvas, {
+    type: "scatter",
+    data: { datasets: outcomeDatasets(trials, (trial) => Math.log2(trial.batch_size)) },
+    options: {
+      parsing: false,
+      normalized: true,
+      onClick: pickOnClick(onPick),
+      scales: { x: trialAxis("trial number", lastNumber(trials)), y: log2Axis(sizes) },
+      plugins: {
+        legend: outcomeLegend,
+        title: { display: true, text: "Batch size chosen per trial" },
+        tooltip: { callbacks: { label: trialTooltip } },
+      },
+    },
+  });
+}
+
+export function costChart(canvas, trials, beta, onPick) {
+  const running = runningMinCost(trials);
+  const lines = [
+    {
+      label: "running min cost",
+      data: steps(running.map((point) => ({ x: point.number, y: point.minCost }))),
+      borderColor: "#111827",
+      backgroundColor: "#111827",
+      showLine: true,
+      stepped: true,
+      pointRadius: 0,
+      borderWidth: 1.5,
+    },
+  ];
+  if (beta !== null) {
+    lines.push({
+      label: `stop threshold (beta ${beta} × min cost)`,
+      data: steps(running.map((point) => ({ x: point.number, y: beta * point.minCost }))),
+      borderColor: "#dc2626",
+      backgroundColor: "#dc2626",
+      borderDash: [6, 4],
+      showLine: true,
+      stepped: true,
+      pointRadius: 0,
+      borderWidth: 1.5,
+    });
+  }
+  return new Chart(canvas, {
+    type: "scatter",
+    data: { datasets: [...outcomeDatasets(trials, (trial) => trial.cost), ...lines] },
+    options: {
+      parsing: false,
+      normalized: true,
+      onClick: pickOnClick(onPick),
+      scales: {
+        x: trialAxis("trial number", lastNumber(trials)),
+        y: axis("cost (J, energy-time cost at the last report)", { ticks: { callback: (value) => joules(value) } }),
+      },
+      plugins: {
+        legend: outcomeLegend,
+        title: { display: true, text: "Cost per trial, running min cost and stop threshold" },
+        tooltip: { callbacks: { label: trialTooltip } },
+      },
+    },
+  });
+}
+
+// Per arm (batch size): the posterior mean cost with a bar of one standard deviation
+// either side, and its number of observations on the right axis.
+export function armsChart(canvas, arms) {
+  const labels = arms.map((arm) => String(arm.batch_size));
+  const costs = arms.map(armCost);
+  return new Chart(canvas, {
+    type: "bar",
+    data: {
+      labels,
+      datasets: [
+        {
+          type: "line",
+          label: "posterior mean cost",
+          data: costs.map((cost) => cost.mean),
+          showLine: false,
+          pointRadius: 7,
+          pointStyle: "crossRot",
+          borderWidth: 2,
+          borderColor: "#111827",
+          backgroundColor: "#111827",
+          yAxisID: "y",
+        },
+        {
+          label: "mean ± 1 standard deviation",
+          data: costs.map((cost) => (cost.sd === null ? null : [cost.mean - cost.sd, cost.mean + cost.sd])),
+          backgroundColor: "rgba(37, 99, 235, 0.35)",
+          borderColor: "#2563eb",
+          borderWidth: 1,
+          minBarLength: 2,
+          barPercentage: 0.5,
+          yAxisID: "y",
+        },
+        {
+          type: "line",
+          label: "observations",
+          data: arms.map((arm) => arm.num_observations),
+          showLine: false,
+          pointRadius: 6,
+          pointStyle: "rectRot",
+          borderColor: "#6b7280",
+          backgroundColor: "#d1d5db",
+          yAxisID: "observations",
+        },
+      ],
+    },
+    options: {
+      scales: {
+        x: axis("batch size (arm)"),
+        y: axis("cost (J)", { position: "left", grace: "10%", ticks: { callback: (value) => joules(value) } }),
+        observations: axis("observations (count)", {
+          position: "right",
+          beginAtZero: true,
+          grace: "10%",
+          ticks: { precision: 0 },
+          grid: { drawOnChartArea: false },
+        }),
+      },
+      plugins: { title: { display: true, text: "Bandit arms: posterior mean cost ± 1 sd, and observations" } },
+    },
+  });
+}
+
+// Exploration trials (with their why) in walk order (trial number) by batch size: a
+// line per round and direction; the survivors of the last round are the stars on the right.
+export function pruningChart(canvas, explorations, survivors, sizes, stage) {
+  const walks = new Map();
+  for (const trial of explorations) {
+    const key = `round ${trial.why.round + 1}, walking ${trial.why.direction}`;
+    if (!walks.has(key)) walks.set(key, { round: trial.why.round, direction: trial.why.direction, trials: [] });
+    walks.get(key).trials.push(trial);
+  }
+  const datasets = [...walks.entries()].map(([label, walk]) => {
+    const colour = ROUND_COLOURS[walk.round % ROUND_COLOURS.length];
+    return {
+      label,
+      data: walk.trials.map((trial) => ({ x: trial.number, y: Math.log2(trial.batch_size), trial })),
+      borderColor: colour,
+      backgroundColor: walk.trials.map((trial) => (trial.converged ? colour : "#ffffff")),
+      pointStyle: "triangle",
+      pointRotation: walk.direction === "down" ? 180 : 0,
+      pointRadius: 6,
+      showLine: true,
+      borderWidth: 1,
+    };
+  });
+  const lastX = explorations.length ? explorations[explorations.length - 1].number + 1 : 1;
+  datasets.push({
+    label: stage === "MAB" ? "survived pruning (bandit arms)" : "still candidates",
+    data: survivors.map((size) => ({ x: lastX, y: Math.log2(size) })),
+    pointStyle: "star",
+    pointRadius: 9,
+    borderWidth: 2,
+    borderColor: "#111827",
+    backgroundColor: "#111827",
+    showLine: false,
+  });
+  return new Chart(canvas, {
+    type: "scatter",
+    data: { datasets },
+    options: {
+      parsing: false,
+      scales: { x: trialAxis("trial number (pruning explorations)", lastX), y: log2Axis(sizes) },
+      plugins: {
+        title: { display: true, text: "Pruning walk: filled = converged, hollow = not; ▼ down, ▲ up" },
+        tooltip: { callbacks: { label: trialTooltip } },
+      },
+    },
+  });
+}
+
+// One trial's epochs: cost (left axis) and metric (right axis) against epoch, with
+// the job's target metric and the stop threshold that bounded this trial.
+export function telemetryChart(canvas, trial, spec, threshold) {
+  const epochs = trial.epochs;
+  const span = epochs.length ? [Math.min(1, epochs[0].epoch), epochs[epochs.length - 1].epoch] : [0, 1];
+  const flat = (value) => span.map((x) => ({ x, y: value }));
+  const datasets = [
+    { label: "cost", data: epochs.map((e) => ({ x: e.epoch, y: e.cost })), borderColor: "#2563eb", backgroundColor: "#2563eb", yAxisID: "y" },
+    { label: "metric", data: epochs.map((e) => ({ x: e.epoch, y: e.metric })), borderColor: "#1e8c45", backgroundColor: "#1e8c45", yAxisID: "metric" },
+    { label: `target metric (${spec.target_metric})`, data: flat(spec.target_metric), borderColor: "#1e8c45", borderDash: [6, 4], pointRadius: 0, yAxisID: "metric" },
+  ];
+  if (threshold !== null) {
+    datasets.push({ label: `stop threshold (beta × min cost = ${joules(threshold)})`, data: flat(threshold), borderColor: "#dc2626", borderDash: [6, 4], pointRadius: 0, yAxisID: "y" });
+  }
+  return new Chart(canvas, {
+    type: "line",
+    data: { datasets },
+    options: {
+      parsing: false,
+      scales: {
+        x: axis("epoch", { type: "linear", ticks: { precision: 0 } }),
+        y: axis("cumulative cost (J)", { position: "left", grace: "5%", ticks: { callback: (value) => joules(value) } }),
+        metric: axis("validation metric", { position: "right", grace: "5%", grid: { drawOnChartArea: false } }),
+      },
+      plugins: { title: { display: true, text: `Trial ${trial.number} (batch size ${trial.batch_size}): per-epoch telemetry` } },
+    },
+  });
+}
+
+function cumulative(trials, side) {
+  let total = 0;
+  return trials.map((trial) => {
+    const view = trial[side];
+    if (view && view.cost !== null) total += view.cost;
+    return { x: trial.number, y: total };
+  });
+}
+
+export function whatIfChart(canvas, report) {
+  return new Chart(canvas, {
+    type: "line",
+    data: {
+      datasets: [
+        { label: "actual", data: cumulative(report.trials, "actual"), borderColor: "#111827", backgroundColor: "#111827", pointRadius: 0, order: 2 },
+        { label: "counterfactual", data: cumulative(report.trials, "counterfactual"), borderColor: "#e07b00", backgroundColor: "#e07b00", borderDash: [6, 3], pointRadius: 0, order: 1 },
+      ],
+    },
+    options: {
+      parsing: false,
+      normalized: true,
+      scales: {
+        x: axis("trial number", { type: "linear" }),
+        y: axis("cumulative cost (J)", { ticks: { callback: (value) => joules(value) } }),
+      },
+      plugins: {
+        title: { display: true, text: "What-if: cumulative cost per trial, actual against counterfactual" },
+        legend: { labels: { sort: (a, b) => a.datasetIndex - b.datasetIndex } },
+      },
+    },
+  });
+}

@@ -1,0 +1,189 @@
+"""Dashboard: a 10,000-trial job's page and a 20,000-job list in headless Chromium.
+
+    python -m bench.dashboard                      # 10,000 trials, 20,000 jobs, 5 loads each
+    python -m bench.dashboard --trials 1000 --jobs 2000 --loads 3
+
+The event store (a fresh SQLite file) is written in process by the application
+itself, which is much faster than over HTTP; then ``bso serve`` serves it and
+Debian's Chromium (via Playwright) opens the pages. Figures, medians of the loads:
+
+- job page: from navigation start until every chart, the trial table and the
+  telemetry of the default trial are drawn (the page's own ``bso-job-drawn``
+  measure); time travel: the same for an earlier version, from the click;
+- the reads behind it, timed from Python: state, trials with their why (and its size);
+- job list: first page, next page and a page near the end, each from navigation start
+  until the table is drawn, with the bytes of the ``/v1/jobs`` answer behind it,
+  which stay the same whatever the page (the catalog cursor reads one page).
+"""
+
+import argparse
+import random
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from application.service import BatchSizeOptimizer
+from bench.common import event_store, machine, print_json, running_server
+from infrastructure.settings import persistence_env
+from tests import browser
+
+BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
+JOB_SPEC = {
+    "job_id": "bench-10k",
+    "job_id_prefix": "bench",
+    "batch_sizes": BATCH_SIZES,
+    "default_batch_size": 128,
+    "eta_knob": 0.5,
+    "beta_knob": 2.0,
+    "target_metric": 0.5,
+    "higher_is_better_metric": True,
+    "max_epochs": 20,
+    "num_pruning_rounds": 2,
+    "window_size": 0,
+    "mab_prior_mean": 0.0,
+    "mab_prior_precision": 0.0,
+    "mab_num_explorations": 2,
+    "mab_seed": 1,
+    "max_power": 300.0,
+    "number_of_gpus": 1,
+    "gpu_model": "bench",
+}
+
+
+def epoch_cost(batch_size: int) -> tuple[float, float]:
+    """Seconds and joules per epoch: cheapest around 64, dearer either side."""
+    distance = abs(BATCH_SIZES.index(batch_size) - BATCH_SIZES.index(64))
+    return 60.0 * (1 + 0.3 * distance), 12_000.0 * (1 + 0.25 * distance)
+
+
+def build_history(database_url: str, trials: int, jobs: int) -> None:
+    """One job with ``trials`` trials (a final report each, some given up) and ``jobs`` more."""
+    rng = random.Random(1)
+    app = BatchSizeOptimizer(env=persistence_env(database_url))
+    try:
+        app.register_job(JOB_SPEC)
+        for _ in range(trials):
+            trial = app.predict(JOB_SPEC["job_id"])
+            number, size = trial["trial_number"], trial["batch_size"]
+            if rng.random() < 0.02:
+                app.end_trial(JOB_SPEC["job_id"], number, size)
+                continue
+            seconds, joules = epoch_cost(size)
+            epochs = rng.randint(4, 8)
+            noise = rng.uniform(0.9, 1.1)
+            metric = 0.6 if size >= 16 else 0.4
+            app.report(JOB_SPEC["job_id"], number, size, seconds * epochs * noise, joules * epochs * noise, metric, epochs)
+        for number in range(jobs):
+            app.register_job({**JOB_SPEC, "job_id": f"list-{number:05d}", "job_id_prefix": "list"})
+    finally:
+        app.close()
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples), 1)
+
+
+def timed_get(http: httpx.Client, path: str, **params: Any) -> tuple[float, int]:
+    started = time.perf_counter()
+    response = http.get(path, params=params)
+    response.raise_for_status()
+    return (time.perf_counter() - started) * 1000, len(response.content)
+
+
+def job_page(page: Any, url: str, loads: int) -> dict[str, Any]:
+    latest = httpx.get(f"{url}/v1/jobs/{JOB_SPEC['job_id']}", timeout=60).json()["version"]
+    earlier = latest // 2
+    full, travel = [], []
+    for _ in range(loads):
+        page.goto(f"{url}/ui/jobs/{JOB_SPEC['job_id']}")
+        page.wait_for_selector(f"#view[data-rendered='version-{latest}']", timeout=120_000)
+        drawn = page.evaluate("performance.getEntriesByName('bso-job-drawn')[0]")
+        full.append(drawn["startTime"] + drawn["duration"])
+        page.fill("#tt-version", str(earlier))
+        page.click("#tt-go")
+        page.wait_for_selector(f"#view[data-rendered='version-{earlier}']", timeout=120_000)
+        travel.append(page.evaluate("performance.getEntriesByName('bso-job-drawn')[1].duration"))
+    facts = browser.chart_facts(page, "chart-batch-size")
+    return {
+        "version": latest,
+        "points_in_batch_size_chart": sum(d["points"] for d in facts["datasets"]),
+        "render_ms": median_ms(full),
+        "render_ms_all": [round(ms) for ms in full],
+        "time_travel_ms": median_ms(travel),
+        "time_travel_version": earlier,
+    }
+
+
+def reads(url: str, loads: int) -> dict[str, Any]:
+    job = JOB_SPEC["job_id"]
+    with httpx.Client(base_url=url, timeout=120) as http:
+        state = [timed_get(http, f"/v1/jobs/{job}") for _ in range(loads)]
+        trials = [timed_get(http, f"/v1/jobs/{job}/trials", why="true") for _ in range(loads)]
+        csv = [timed_get(http, f"/v1/jobs/{job}/trials.csv") for _ in range(loads)]
+    return {
+        "state_ms": median_ms([ms for ms, _ in state]),
+        "trials_with_why_ms": median_ms([ms for ms, _ in trials]),
+        "trials_with_why_bytes": trials[0][1],
+        "trials_csv_ms": median_ms([ms for ms, _ in csv]),
+        "trials_csv_bytes": csv[0][1],
+    }
+
+
+def job_list(page: Any, url: str, jobs: int, loads: int) -> dict[str, Any]:
+    """First, second and near-last page, each from a fresh navigation."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        first = http.get("/v1/jobs", params={"limit": 50}).json()
+        near_end = max(0, jobs + 1 - 50)  # cursors are catalog positions, 1 per registration
+        pages = {"first": "/", "second": f"/?after={first['next_after']}", "near_end": f"/?after={near_end}"}
+        figures: dict[str, Any] = {}
+        for name, path in pages.items():
+            samples = []
+            for _ in range(loads):
+                page.goto(f"{url}{path}")
+                page.wait_for_selector("#jobs tbody tr", timeout=60_000)
+                samples.append(page.evaluate("performance.now()"))
+            after = int(path.split("after=")[1]) if "after=" in path else 0
+            ms, size = timed_get(http, "/v1/jobs", limit=50, after=after)
+            figures[name] = {"render_ms": median_ms(samples), "api_ms": round(ms, 1), "api_bytes": size, "rows": page.locator("#jobs tbody tr").count()}
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=10_000, help="trials of the big job (default 10,000)")
+    parser.add_argument("--jobs", type=int, default=20_000, help="further jobs in the list (default 20,000)")
+    parser.add_argument("--loads", type=int, default=5, help="page loads per figure (default 5)")
+    args = parser.parse_args()
+    problem = browser.why_unavailable()
+    if problem:
+        raise SystemExit(f"bench.dashboard: {problem}")
+    with event_store("sqlite") as database_url:
+        started = time.perf_counter()
+        build_history(database_url, args.trials, args.jobs)
+        built = time.perf_counter() - started
+        with running_server(database_url) as server, browser.chromium() as chromium:
+            page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            problems = browser.PageProblems().watch(page)
+            figures = {
+                "job_page": job_page(page, server.url, args.loads),
+                "reads": reads(server.url, args.loads),
+                "job_list": job_list(page, server.url, args.jobs, args.loads),
+            }
+            problems.assert_none()
+    print_json(
+        {
+            "benchmark": "dashboard",
+            "trials": args.trials,
+            "jobs": args.jobs + 1,
+            "loads": args.loads,
+            "build_seconds": round(built, 1),
+            **figures,
+            "machine": machine(),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

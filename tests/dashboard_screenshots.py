@@ -1,0 +1,54 @@
+"""Screenshots of the dashboard for the README, from a throw-away server and Chromium.
+
+    python -m tests.dashboard_screenshots docs/
+
+Populates a fresh SQLite server as the browser tests do (``bso simulate --url`` and
+the scripted job with every outcome), then saves the job list, the scripted job's
+page and a what-if result on the simulated job.
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+from tests import browser
+from tests.dashboard_data import LEASE_SECONDS, MIXED_JOB, MIXED_SPEC, Trainer, populate, simulate
+from tests.servers import running_server
+
+
+def main(folder: Path) -> None:
+    problem = browser.why_unavailable()
+    if problem:
+        raise SystemExit(problem)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, running_server(
+        f"sqlite:///{scratch}/bso.db", Path(scratch), "--trial-lease-seconds", str(LEASE_SECONDS)
+    ) as server, browser.chromium() as chromium:
+        jobs = populate(server.url)
+        simulate(server.url, "cifar100", "v100", 30)
+        simulate(server.url, "imagenet", "rtx6000", 20)
+        trainer = Trainer(server.url, None)  # a job still pruning
+        trainer.register({**MIXED_SPEC, "job_id": "nightly-resnet", "job_id_prefix": "nightly", "num_pruning_rounds": 2})
+        for _ in range(2):
+            trainer.train("nightly-resnet", trainer.predict("nightly-resnet"))
+        page = chromium.new_page(viewport={"width": 1400, "height": 420})
+        problems = browser.PageProblems().watch(page)
+        page.goto(f"{server.url}/")
+        page.wait_for_selector("#jobs tbody tr")
+        page.screenshot(path=folder / "dashboard-list.png")
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.goto(f"{server.url}/ui/jobs/{MIXED_JOB}")
+        page.wait_for_selector("#view[data-rendered]")
+        page.screenshot(path=folder / "dashboard-job.png", full_page=True)
+        page.goto(f"{server.url}/ui/jobs/{jobs.simulated_job}")
+        page.wait_for_selector("#view[data-rendered]")
+        page.fill("#whatif-form input[name=num_pruning_rounds]", "1")
+        page.fill("#whatif-form input[name=mab_seed]", "5")
+        page.click("#whatif-form button[type=submit]")
+        page.wait_for_selector("#whatif-caveats")
+        page.locator("section.whatif").screenshot(path=folder / "dashboard-what-if.png")
+        problems.assert_none()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))
