@@ -35,7 +35,7 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
     Column("dispatched_at", "datetime", "when the batch size was handed out (ISO-8601)"),
     Column("finished_at", "datetime", "when the trial finished, ended or expired (ISO-8601)"),
     Column("why_stage", "string", "stage that chose the batch size: Pruning or MAB"),
-    Column("why_round", "Int64", "pruning round of the choice, counted from 0 as recorded"),
+    Column("why_round", "Int64", "pruning round of the choice, counted from 1"),
     Column("why_direction", "string", "pruning walk direction: down or up (explorations)"),
     Column("why_phase", "string", "bandit phase: explore or thompson"),
 )

@@ -15,9 +15,8 @@ from api.cli import main
 from api.client import BsoClientError, Client
 from api.http.app import create_app
 from api.trial_table import COLUMN_NAMES
-from application.audit import JobAudit, trial_row, trial_views
+from application.audit import JobAudit, TrialFold, trial_row
 from application.service import BatchSizeOptimizer
-from application.trial_history import TrialHistory
 from infrastructure.settings import Settings, persistence_env
 from tests.audit_helpers import ManualClock, train
 from tests.helpers import job_spec
@@ -57,7 +56,7 @@ def test_trials_as_they_were_at_a_version_or_instant(client: TestClient) -> None
     assert len(then) == early["trials"]["total"]
     at = client.get(f"/v1/jobs/{JOB}/trials", params={"at": early["updated_at"]}).json()["trials"]
     assert at == then
-    for query, field in [({"version": "0"}, "query.version"), ({"why": "maybe"}, "query.why"), ({"version": "2", "at": "2024-05-01"}, "query")]:
+    for query, field in [({"version": "0"}, "query.version"), ({"why": "maybe"}, "query.why"), ({"version": "2", "at": "2024-05-01T00:00:00Z"}, "query")]:
         refused = client.get(f"/v1/jobs/{JOB}/trials", params=query)
         assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == field
     assert client.get(f"/v1/jobs/{JOB}/trials", params={"version": 10_000}).status_code == 404
@@ -68,7 +67,7 @@ def test_trials_with_why_carry_the_recorded_reason_but_not_the_generator_states(
     explained = client.get(f"/v1/jobs/{JOB}/trials", params={"why": "true"}).json()["trials"]
     assert "why" not in plain[0]
     assert [{k: v for k, v in trial.items() if k != "why"} for trial in explained] == plain
-    assert explained[0]["why"] == {"stage": "Pruning", "round": 0, "direction": "down"}
+    assert explained[0]["why"] == {"stage": "Pruning", "round": 1, "direction": "down"}
     bandit = [trial for trial in explained if trial["kind"] == "MAB"]
     assert bandit and all(trial["why"]["phase"] in ("explore", "thompson") and trial["why"]["arms"] for trial in bandit)
     assert not any(key.startswith("generator_state") for trial in bandit for key in trial["why"])
@@ -92,7 +91,7 @@ def test_trials_csv_has_one_row_per_trial_with_the_shared_columns(client: TestCl
 def test_job_list_rows_carry_stage_progress_best_arm_and_outcome_counts(client: TestClient) -> None:
     (row,) = client.get("/v1/jobs").json()["jobs"]
     state = client.get(f"/v1/jobs/{JOB}").json()
-    assert row["pruning"] == {"round": state["pruning"]["round"], "num_rounds": 2}
+    assert row["pruning"] == {"round": state["pruning"]["round"], "num_rounds": 2, "done": state["pruning"]["done"]}
     assert row["updated_at"] == state["updated_at"]
     counts = row["trials"]
     assert counts["converged"] + counts["not_converged"] == counts["succeeded"]
@@ -187,7 +186,11 @@ def test_trial_history_folds_only_new_events_and_agrees_with_a_fresh_fold(tmp_pa
         audit = JobAudit(optimizer)
         optimizer.register_job(job_spec(job_id=JOB))
         train(optimizer, JOB)
-        fresh = lambda version=None: [trial_row(view, True) for view in trial_views(audit.domain_events(JOB, version)).values()]  # noqa: E731
+        def fresh(version: int | None = None) -> list[dict[str, object]]:
+            fold = TrialFold()
+            fold.apply(audit.domain_events(JOB, version))
+            return [trial_row(view, True) for view in fold.trials.values()]
+
         assert audit.trials(JOB, why=True) == fresh()
         version_before = audit.state(JOB)["version"]
         for _ in range(3):
@@ -211,18 +214,3 @@ def test_trial_history_folds_only_new_events_and_agrees_with_a_fresh_fold(tmp_pa
         assert audit.trials(JOB, why=True) == fresh()
     finally:
         optimizer.close()
-
-
-def test_trial_history_forgets_the_least_recently_read_jobs_beyond_its_capacity(tmp_path: Path) -> None:
-    optimizer = BatchSizeOptimizer(env=persistence_env("memory://"), clock=ManualClock())
-    history = TrialHistory(optimizer, trial_views, capacity_trials=3)
-    audit = JobAudit(optimizer)
-    for name in ("test-a", "test-b", "test-c"):
-        optimizer.register_job(job_spec(job_id=name))
-        train(optimizer, name)
-        train(optimizer, name)
-    count = lambda views: len(views)  # noqa: E731
-    for name in ("test-a", "test-b"):
-        assert history.views(audit.resolve(name), None, count) == 2
-    assert list(history._jobs) == [audit.resolve("test-b")]  # a's 2 + b's 2 trials exceed 3
-    assert history.views(audit.resolve("test-a"), None, count) == 2  # folded again when asked

@@ -236,12 +236,12 @@ export function armsChart(canvas, arms) {
 export function pruningChart(canvas, explorations, survivors, sizes, stage) {
   const walks = new Map();
   for (const trial of explorations) {
-    const key = `round ${trial.why.round + 1}, walking ${trial.why.direction}`;
+    const key = `round ${trial.why.round}, walking ${trial.why.direction}`;
     if (!walks.has(key)) walks.set(key, { round: trial.why.round, direction: trial.why.direction, trials: [] });
     walks.get(key).trials.push(trial);
   }
   const datasets = [...walks.entries()].map(([label, walk]) => {
-    const colour = ROUND_COLOURS[walk.round % ROUND_COLOURS.length];
+    const colour = ROUND_COLOURS[(walk.round - 1) % ROUND_COLOURS.length];
     return {
       label,
       data: walk.trials.map((trial) => ({ x: trial.number, y: Math.log2(trial.batch_size), trial })),

@@ -57,16 +57,18 @@ export function when(iso) {
   return new Date(iso).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
 
-// The stage as people say it: "pruning round 1 of 2" or "bandit" (rounds are
-// recorded from 0).
+// The stage as people say it: "pruning round 1 of 2", "local search" (LSTS) or "bandit"
+// (the views count rounds from 1; a finished pruning has round null).
 export function stageText(stage, pruning) {
   if (stage === "MAB") return "bandit";
-  return `pruning round ${pruning.round + 1} of ${pruning.num_rounds}`;
+  if (!pruning) return "local search";
+  if (pruning.done) return `pruning done (${pruning.num_rounds} rounds)`;
+  return `pruning round ${pruning.round} of ${pruning.num_rounds}`;
 }
 
 // Arms record rewards (-cost); a cost's posterior mean and one standard deviation.
 export function armCost(arm) {
-  const precision = arm.precision === "inf" ? Infinity : Number(arm.precision);
+  const precision = arm.precision_infinite || arm.precision === "inf" ? Infinity : Number(arm.precision);
   const sd = precision > 0 ? 1 / Math.sqrt(precision) : null;
   return { mean: -arm.mean, sd };
 }

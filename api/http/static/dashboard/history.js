@@ -48,10 +48,10 @@ function armsText(arms) {
 export function whyText(trial) {
   const why = trial.why || {};
   if (why.stage === "Pruning" && trial.kind === "Exploration") {
-    return `pruning round ${why.round + 1}, walking ${why.direction} from the default: explore ${trial.batch_size}`;
+    return `pruning round ${why.round}, walking ${why.direction} from the default: explore ${trial.batch_size}`;
   }
   if (why.stage === "Pruning") {
-    return `pruning round ${why.round + 1}: waiting for trial ${why.waiting_for_trial} (batch size ${why.waiting_for_batch_size}), so ran the best so far (${why.min_cost_batch_size})`;
+    return `pruning round ${why.round}: waiting for trial ${why.waiting_for_trial} (batch size ${why.waiting_for_batch_size}), so ran the best so far (${why.min_cost_batch_size})`;
   }
   if (why.phase === "explore") {
     return `bandit explore: permutation ${why.permutation.join(", ")}; first arm with too few observations. Arms: ${armsText(why.arms)}`;
