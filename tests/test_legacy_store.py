@@ -65,6 +65,8 @@ def _json(value: Any) -> Any:
 
 def _without_added(value: Any) -> Any:
     if isinstance(value, dict):
+        if "total" in value and "succeeded" in value:  # trial counts gained converged / not converged
+            value = {key: item for key, item in value.items() if key not in ("converged", "not_converged")}
         return {key: _without_added(item) for key, item in value.items() if key not in ADDED_FIELDS}
     if isinstance(value, list):
         return [_without_added(item) for item in value]

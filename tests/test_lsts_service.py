@@ -20,7 +20,6 @@ from application.simulator import (
     WorkloadTrace,
 )
 from domain.errors import InvalidSpecError
-from domain.reporting import EpochReport
 from infrastructure.settings import Settings, SettingsError, persistence_env
 from infrastructure.trace_data import WORKLOAD_PRESETS, Traces, shipped_power_trace, shipped_train_trace
 from tests.audit_helpers import ManualClock, linear_workload, train

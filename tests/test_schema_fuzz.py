@@ -5,7 +5,6 @@
 
 from pathlib import Path
 
-import pytest
 
 from tests.schema_fuzz import SERVER_ENV, fuzz, seed_history
 from tests.servers import running_server

@@ -24,5 +24,5 @@ def test_serve_on_an_unreachable_store_says_so_in_one_line(tmp_path: Path) -> No
     result = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--database-url", url, "--port", str(free_port())],
                             capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 2
-    assert result.stderr.startswith("bso: cannot open the event store postgresql://bso:***@127.0.0.1:")
+    assert result.stderr.startswith("bso: cannot reach postgresql://bso:***@127.0.0.1:")
     assert "hunter2" not in result.stderr and "Traceback" not in result.stderr

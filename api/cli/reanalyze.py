@@ -48,13 +48,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "energy, time and cost with what actually happened. Unset knobs keep the job's values.",
     )
     parser.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
-    for knob in KNOBS:
-        flag = "--" + knob.name.replace("_", "-")
-        if knob.null_means is None:
-            parser.add_argument(flag, type=_parser(knob.type), help=knob.help)
+    for setting in KNOBS:
+        flag = "--" + setting.name.replace("_", "-")
+        if setting.null_means is None:
+            parser.add_argument(flag, type=_parser(setting.type), help=setting.help)
         else:  # "none" is a value of its own: absent and "none" must stay apart
-            help_text = f"{knob.help}; 'none': {knob.null_means}"
-            parser.add_argument(flag, type=_optional(knob.type), default=argparse.SUPPRESS, help=help_text)
+            help_text = f"{setting.help}; 'none': {setting.null_means}"
+            parser.add_argument(flag, type=_optional(setting.type), default=argparse.SUPPRESS, help=help_text)
     parser.add_argument("--resample-seed", type=int, default=0, help="seed for drawing recorded runs of other sizes (default 0)")
     parser.add_argument("--json", action="store_true", help="print the full JSON report")
     parser.add_argument(
@@ -67,7 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    given = {knob.name: getattr(args, knob.name) for knob in KNOBS if hasattr(args, knob.name)}
+    given = {setting.name: getattr(args, setting.name) for setting in KNOBS if hasattr(args, setting.name)}
     return knob_overrides(given)
 
 

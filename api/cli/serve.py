@@ -7,13 +7,10 @@ import logging.config
 import os
 import shutil
 import signal
-import sqlite3
 import tempfile
 from types import FrameType
 from typing import Iterator
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
 
 from api.cli.shared import add_database_flag, settings_from
 from application.service import BatchSizeOptimizer
@@ -80,11 +77,7 @@ def serve(args: argparse.Namespace) -> int:
     settings.check_exposure()
     if args.workers > 1 and settings.database_url.startswith("memory:"):
         raise SettingsError("memory:// keeps events inside one process: use --workers 1 or a database URL")
-    try:
-        prepare_event_store(settings)
-    except (psycopg.OperationalError, sqlite3.OperationalError, PersistenceError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SettingsError(f"cannot open the event store {redacted(settings.database_url)}: {first_line}") from None
+    prepare_event_store(settings)  # a store it cannot open or read is a one-line StoreUnavailableError
     # Workers build their settings from the environment: hand ours down, with schema
     # creation off (it happened above, once, before any worker started).
     os.environ.update(

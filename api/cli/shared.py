@@ -2,7 +2,6 @@
 
 import argparse
 import contextlib
-import json
 import sys
 from typing import Any, Callable, Iterator
 

@@ -7,7 +7,7 @@ aggregate UUID from the listing (that incarnation exactly).
 import re
 import threading
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable
 
 from anyio import CapacityLimiter, to_thread
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -26,7 +26,7 @@ from application.audit import AuditNotFoundError, JobAudit, parse_instant
 from api.trial_table import trial_rows, trials_csv
 from application.reanalysis import reanalyze
 from domain.enums import TrialKind
-from domain.spec import KNOBS, knob_overrides
+from domain.spec import FIELD_BOUNDS, KNOBS, knob_overrides
 
 MAX_PAGE = 1000
 TRIAL_KINDS = tuple(TrialKind)
@@ -54,7 +54,14 @@ ReanalysisKnobs = create_model(
     "resulting job must obey the registration rules.",
     resample_seed=(int, Field(default=0, description="seed for drawing recorded runs of other sizes")),
     **{
-        knob.name: (knob.type | None, Field(default=None, description=knob.help + (f"; null: {knob.null_means}" if knob.null_means else "")))
+        knob.name: (
+            knob.type | None,
+            Field(
+                default=None,
+                description=knob.help + (f"; null: {knob.null_means}" if knob.null_means else ""),
+                **FIELD_BOUNDS.get(knob.name, {}),
+            ),
+        )
         for knob in KNOBS
     },
 )
