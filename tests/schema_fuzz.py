@@ -62,7 +62,13 @@ def fuzz(url: str, max_examples: int, seed: int) -> FuzzResult:
 # batch_sizes; a job_id must start with its prefix; knobs merged into the recorded spec;
 # version or at, not both): schema-valid requests of these operations may get a 422, so
 # that one check is left out there.
-CROSS_FIELD_RULES = {"POST /jobs", "POST /v1/jobs/{job_id}/reanalysis", "GET /v1/jobs/{job_id}/state"}
+CROSS_FIELD_RULES = {
+    "POST /jobs",
+    "POST /v1/jobs/{job_id}/reanalysis",
+    "GET /v1/jobs/{job_id}/state",
+    "GET /v1/jobs/{job_id}/trials",
+    "GET /v1/jobs/{job_id}/trials.csv",
+}
 
 
 def _cases(operation: Any) -> Any:

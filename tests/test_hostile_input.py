@@ -511,7 +511,7 @@ def test_document_states_bounds_types_answers_and_declares_the_bearer_scheme(cli
     for path, operations in paths.items():
         for method, operation in operations.items():
             assert "security" in operation, (method, path)
-            if path.startswith("/v1"):
+            if path.startswith("/v1") and not path.endswith(".csv"):
                 assert "$ref" in operation["responses"]["200"]["content"]["application/json"]["schema"], path
                 assert "422" in operation["responses"] or path == "/v1/jobs/{job_id}", path
             if method in ("post", "patch", "delete") or path == "/jobs/batch_size":

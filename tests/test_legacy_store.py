@@ -67,6 +67,8 @@ def _without_added(value: Any) -> Any:
     if isinstance(value, dict):
         if "total" in value and "succeeded" in value:  # trial counts gained converged / not converged
             value = {key: item for key, item in value.items() if key not in ("converged", "not_converged")}
+        if "cursor" in value:  # job list rows gained what the dashboard's list shows
+            value = {key: item for key, item in value.items() if key not in ("best_arm", "pruning", "updated_at")}
         return {key: _without_added(item) for key, item in value.items() if key not in ADDED_FIELDS}
     if isinstance(value, list):
         return [_without_added(item) for item in value]

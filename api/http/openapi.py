@@ -274,15 +274,16 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"}), **_errors(401)},
             }
         },
-        "/": {"get": {"summary": "The dashboard: the job list", "responses": {"200": _HTML_PAGE}}},
+        "/": {"get": {"summary": "The dashboard: the job list", "security": _OPEN, "responses": {"200": _HTML_PAGE}}},
         "/ui/jobs/{job_id}": {
             "get": {
                 "summary": "The dashboard: one job's charts, trials, time travel and what-if",
+                "security": _OPEN,
                 "parameters": [_JOB_ID_PATH],
                 "responses": {"200": _HTML_PAGE},
             }
         },
-        "/docs": {"get": {"summary": "This document, rendered by Swagger UI", "responses": {"200": _HTML_PAGE}}},
+        "/docs": {"get": {"summary": "This document, rendered by Swagger UI", "security": _OPEN, "responses": {"200": _HTML_PAGE}}},
     }
 
 
