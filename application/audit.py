@@ -26,6 +26,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from application.catalog import REGISTERED_TOPIC, JobCatalog
 from application.service import BatchSizeOptimizer
+from domain import lsts
 from domain.bandit import current_arm_record
 from domain.enums import Stage, StopReason, TrialStatus
 from domain.job import Job
@@ -94,7 +95,9 @@ def state_view(job: Job) -> dict[str, Any]:
             }
             if job.lsts is None
             else None,
-            "arms": [arm.to_record() for arm in job.arm_list()],
+            "arms": [arm.to_record() for arm in job.arm_list()]
+            if job.lsts is None
+            else lsts.arm_beliefs(job.lsts, job.spec.lsts_knobs()),
             "lsts": job.lsts,  # LSTS's own state (walk, observations, arms); None for Zeus jobs
         }
     )

@@ -26,6 +26,7 @@ import httpx
 
 from application.service import BatchSizeOptimizer
 from bench.common import event_store, machine, print_json, running_server
+from domain.reporting import EpochReport
 from infrastructure.settings import persistence_env
 from tests import browser
 
@@ -74,7 +75,8 @@ def build_history(database_url: str, trials: int, jobs: int) -> None:
             epochs = rng.randint(4, 8)
             noise = rng.uniform(0.9, 1.1)
             metric = 0.6 if size >= 16 else 0.4
-            app.report(JOB_SPEC["job_id"], number, size, seconds * epochs * noise, joules * epochs * noise, metric, epochs)
+            report = EpochReport(number, size, seconds * epochs * noise, joules * epochs * noise, metric, epochs)
+            app.report(JOB_SPEC["job_id"], report)
         for number in range(jobs):
             app.register_job({**JOB_SPEC, "job_id": f"list-{number:05d}", "job_id_prefix": "list"})
     finally:

@@ -255,6 +255,35 @@ def pooled_variance(
     return squares / degrees
 
 
+def arm_beliefs(state: LstsState, knobs: LstsKnobs) -> list[dict[str, Any]]:
+    """What the bandit believes of each arm, in the shape of Zeus's arm records (mean reward =
+    -cost, precision of that mean) so one view shows both policies: the mean log cost m and
+    its variance s2 / n carried to the cost scale (exp(m), and by the delta method a
+    standard deviation of exp(m) x sqrt(s2 / n)); ``mean_log_cost`` keeps the belief itself."""
+    arms = state["arms"]
+    observations = {arm: state["log_costs"].get(str(arm), []) for arm in arms}
+    means = {arm: _mean(values) for arm, values in observations.items() if values}
+    s2 = pooled_variance(observations, means, knobs) if means else None
+    beliefs = []
+    for arm in arms:
+        count = len(observations[arm])
+        if count == 0 or s2 is None:
+            beliefs.append({"batch_size": arm, "mean": 0.0, "precision": 0.0, "precision_infinite": False, "num_observations": 0, "mean_log_cost": None})
+            continue
+        cost = math.exp(means[arm])
+        beliefs.append(
+            {
+                "batch_size": arm,
+                "mean": -cost,
+                "precision": count / (cost * cost * s2),
+                "precision_infinite": False,
+                "num_observations": count,
+                "mean_log_cost": means[arm],
+            }
+        )
+    return beliefs
+
+
 def apply_dispatch(state: LstsState, dispatch: Dispatch) -> None:
     """Assign what a dispatch changes: only an exploration run changes the state."""
     start_step(state, dispatch.in_flight)

@@ -1,6 +1,7 @@
 """LSTS jobs through the service: per-job policy, recorded decisions, replay, HTTP, reanalysis."""
 
 import json
+import math
 import statistics
 from typing import Any, Iterator
 
@@ -161,3 +162,14 @@ def test_lsts_regret_is_below_zeus_on_paired_draws() -> None:
                 regrets[policy].append(simulator.run(60).summary["regret_oracle_recurrences"])
                 app.close()
     assert statistics.fmean(regrets["lsts"]) < statistics.fmean(regrets["zeus"])
+
+
+def test_an_lsts_jobs_arms_read_like_zeus_arms_for_the_views(app: BatchSizeOptimizer) -> None:
+    state = lsts_history(app, recurrences=15).state(JOB)
+    arms = {arm["batch_size"]: arm for arm in state["arms"]}
+    assert sorted(arms) == state["lsts"]["arms"]
+    for size, arm in arms.items():
+        observed = state["lsts"]["log_costs"][str(size)]
+        assert arm["num_observations"] == len(observed)
+        assert arm["mean"] == pytest.approx(-math.exp(statistics.fmean(observed)))  # reward = -cost
+        assert arm["precision"] > 0

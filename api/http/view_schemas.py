@@ -48,7 +48,7 @@ class JobPage(_View):
 class Arm(_View):
     batch_size: int
     mean: Number
-    precision: float | str | None  # "inf" for an arm known exactly
+    precision: float | None  # None (with precision_infinite true) for an arm known exactly
     num_observations: int
 
 
