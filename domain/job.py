@@ -53,7 +53,6 @@ class DispatchedTrial:
     number: int
     batch_size: int
     kind: TrialKind
-    cost_bound: float  # the bound the run is judged against as of dispatch (inf: none)
 
 
 @dataclass(frozen=True)
@@ -533,7 +532,7 @@ class Job(Aggregate):
             step=step,
             timestamp=now,
         )
-        return DispatchedTrial(number, batch_size, kind, self._bound_for(number).value)
+        return DispatchedTrial(number, batch_size, kind)
 
     def report(self, report: EpochReport, now: datetime) -> ReportAnswer:
         """Record one epoch's cumulative measurements and say whether to stop."""
