@@ -192,6 +192,17 @@ def test_bodies_the_parser_refuses_are_422(client: TestClient, method: str, path
     assert_every_view_answers(client)
 
 
+@pytest.mark.parametrize("field", ["batch_sizes", "number_of_gpus", "max_epochs", "mab_seed"])
+def test_body_numbers_beyond_64_bits_are_422(client: TestClient, field: str) -> None:
+    huge = 2**63
+    spec = {**CLIENT_SPEC, field: [huge, 32] if field == "batch_sizes" else huge}
+    before = newest_notification(client)
+    body = assert_refused(client.post("/jobs", content=json.dumps(spec)), 422)
+    assert field in body["message"]
+    assert newest_notification(client) == before
+    assert_every_view_answers(client)
+
+
 # -- 3 and 4. path and query numbers ------------------------------------------------------
 
 
