@@ -33,22 +33,22 @@ MAX_BATCH_SIZE = 2**31 - 1
 # reward, arm fit or bound computed from them can overflow a float.
 MAX_POWER_WATTS = 1e9
 MAX_PRIOR_MAGNITUDE = 1e30
-MAX_SEED = 2**63 - 1
+MAX_INTEGER = 2**63 - 1  # what the stores' JSON keeps exactly (and the seed's range)
 
 # Per numeric field: pydantic-style bounds (gt, ge, le) checked by JobSpec.create.
 FIELD_BOUNDS: dict[str, dict[str, float]] = {
     "default_batch_size": {"gt": 0, "le": MAX_BATCH_SIZE},
     "eta_knob": {"ge": 0.0, "le": 1.0},
     "beta_knob": {"gt": 0.0},
-    "max_epochs": {"gt": 0},
-    "num_pruning_rounds": {"ge": 0},
-    "window_size": {"ge": 0},
+    "max_epochs": {"gt": 0, "le": MAX_INTEGER},
+    "num_pruning_rounds": {"ge": 0, "le": MAX_INTEGER},
+    "window_size": {"ge": 0, "le": MAX_INTEGER},
     "mab_prior_mean": {"ge": -MAX_PRIOR_MAGNITUDE, "le": MAX_PRIOR_MAGNITUDE},
     "mab_prior_precision": {"ge": 0.0, "le": MAX_PRIOR_MAGNITUDE},
-    "mab_num_explorations": {"ge": 0},
-    "mab_seed": {"ge": 0, "le": MAX_SEED},
+    "mab_num_explorations": {"ge": 0, "le": MAX_INTEGER},
+    "mab_seed": {"ge": 0, "le": MAX_INTEGER},
     "max_power": {"gt": 0.0, "le": MAX_POWER_WATTS},
-    "number_of_gpus": {"gt": 0},
+    "number_of_gpus": {"gt": 0, "le": MAX_INTEGER},
 }
 
 

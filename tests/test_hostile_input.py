@@ -192,6 +192,17 @@ def test_bodies_the_parser_refuses_are_422(client: TestClient, method: str, path
     assert_every_view_answers(client)
 
 
+@pytest.mark.parametrize("field", ["batch_sizes", "number_of_gpus", "max_epochs", "mab_seed"])
+def test_body_numbers_beyond_64_bits_are_422(client: TestClient, field: str) -> None:
+    huge = 2**63
+    spec = {**CLIENT_SPEC, field: [huge, 32] if field == "batch_sizes" else huge}
+    before = newest_notification(client)
+    body = assert_refused(client.post("/jobs", content=json.dumps(spec)), 422)
+    assert field in body["message"]
+    assert newest_notification(client) == before
+    assert_every_view_answers(client)
+
+
 # -- 3 and 4. path and query numbers ------------------------------------------------------
 
 
@@ -453,8 +464,30 @@ def test_read_commands_work_on_read_only_media(tmp_path: Path) -> None:
 
 
 def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:
-    """Random bytes at page 2: the server process starts (the app is built), but is not ready."""
-    with TestClient(create_app(Settings(database_url=_damaged("page-2", tmp_path))), raise_server_exceptions=False) as client:
+    """A page of a store with a few jobs zeroed: its newest notification id can still be read
+    (what readiness used to check), but not its events; the process starts, but is not ready."""
+    path = tmp_path / "store.db"
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{path}"))) as client:
+        seed_history(client)
+        for number in range(2, 6):
+            client.post("/jobs", content=json.dumps({**CLIENT_SPEC, "job_id": f"api-{number}"}))
+            for _ in range(10):
+                trial = client.get("/jobs/batch_size", params={"job_id": f"api-{number}"}).json()
+                report = {**trial, "time": 1.0, "energy": 1.0, "metric": 0.9, "current_epoch": 1}
+                client.post("/report", content=json.dumps(report))
+    data = path.read_bytes()
+    for page in range(1, len(data) // 4096):  # the first page whose loss leaves the newest id readable
+        path.write_bytes(data[: 4096 * page] + bytes(4096) + data[4096 * (page + 1) :])
+        app = BatchSizeOptimizer(env=persistence_env(f"sqlite:///{path}"))
+        try:
+            app.recorder.max_notification_id()
+            break
+        except Exception:
+            continue
+        finally:
+            app.close()
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{path}")), raise_server_exceptions=False) as client:
+        assert client.app.state.optimizer.recorder.max_notification_id() > 0
         assert_refused(client.get("/readyz"), 503)
         assert client.get("/healthz").status_code == 200
 

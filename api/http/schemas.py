@@ -2,7 +2,8 @@
 
 Pydantic's lax mode coerces ``"32"`` to 32 as Zeus's server does; numbers are
 also accepted where a string is expected (Zeus ran on pydantic v1, which did
-that). Unknown fields are ignored. NaN and infinities are rejected.
+that). Unknown fields are ignored. NaN and infinities are rejected, and whole
+numbers stay within the stores' 64-bit range (``api.numbers.MAX_NUMBER``).
 """
 
 from typing import Annotated, Any, Literal
