@@ -194,7 +194,8 @@ def test_reanalysis_over_http_and_it_writes_nothing(history: TestClient) -> None
     assert history.get("/v1/jobs/test-h").json()["version"] == version
     assert history.post("/v1/jobs/nobody/reanalysis", json={}).status_code == 404
     for body, field in [({"eta_knob": 1.5}, "eta_knob"), ({"window_size": -1}, "window_size"), ({"gamma": 1}, "gamma"),
-                        ({"num_pruning_rounds": 0, "mab_num_explorations": 0}, "mab_num_explorations")]:
+                        ({"num_pruning_rounds": 0, "mab_num_explorations": 0}, "mab_num_explorations"),
+                        ({"n_min_tol": False}, "body")]:
         response = history.post("/v1/jobs/test-h/reanalysis", json=body)
         assert response.status_code == 422, body
         assert response.json()["detail"][0]["field"] == field

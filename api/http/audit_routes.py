@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from anyio import CapacityLimiter, to_thread
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -40,6 +40,16 @@ SECRET_FIELDS = frozenset({"seed", "mab_seed", "generator_state", "generator_sta
 
 class _KnobsBody(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, data: Any) -> Any:
+        """Lax parsing would read true as 1: a number knob must be given as a number."""
+        if isinstance(data, dict):
+            for setting in KNOBS:
+                if setting.type is not bool and isinstance(data.get(setting.name), bool):
+                    raise ValueError(f"{setting.name} must be a number, not {str(data[setting.name]).lower()}")
+        return data
 
     def overrides(self) -> dict[str, Any]:
         given = self.model_dump(include=self.model_fields_set - {"resample_seed"})
