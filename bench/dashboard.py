@@ -31,21 +31,13 @@ from infrastructure.settings import persistence_env
 from tests import browser
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
+# Only what differs from the domain's defaults (domain.spec.DEFAULTS fills in the rest).
 JOB_SPEC = {
     "job_id": "bench-10k",
     "job_id_prefix": "bench",
     "batch_sizes": BATCH_SIZES,
     "default_batch_size": 128,
-    "eta_knob": 0.5,
-    "beta_knob": 2.0,
-    "target_metric": 0.5,
-    "higher_is_better_metric": True,
     "max_epochs": 20,
-    "num_pruning_rounds": 2,
-    "window_size": 0,
-    "mab_prior_mean": 0.0,
-    "mab_prior_precision": 0.0,
-    "mab_num_explorations": 2,
     "mab_seed": 1,
     "max_power": 300.0,
     "number_of_gpus": 1,
