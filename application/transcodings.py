@@ -1,5 +1,6 @@
 """How domain value objects are stored inside events and snapshots (JSON)."""
 
+from array import array
 from typing import Any
 
 from eventsourcing.persistence import Transcoding
@@ -18,4 +19,17 @@ class JobSpecAsDict(Transcoding):
         return JobSpec.from_record(data)
 
 
-TRANSCODINGS: tuple[Transcoding, ...] = (JobSpecAsDict(),)
+class ArrayAsList(Transcoding):
+    """A job's reward histories (snapshots only: events carry plain numbers)."""
+
+    type = array
+    name = "array"
+
+    def encode(self, obj: array) -> dict[str, Any]:
+        return {"typecode": obj.typecode, "items": obj.tolist()}
+
+    def decode(self, data: dict[str, Any]) -> array:
+        return array(data["typecode"], data["items"])
+
+
+TRANSCODINGS: tuple[Transcoding, ...] = (JobSpecAsDict(), ArrayAsList())

@@ -52,7 +52,7 @@ def fit_arm(batch_size: int, rewards: Sequence[float], prior_mean: float, prior_
 
     With no rewards the arm is the prior itself (a cold arm).
     """
-    if not rewards:
+    if len(rewards) == 0:
         return Arm(batch_size, prior_mean, prior_precision, 0)
     x = np.asarray(rewards, dtype=np.float64)
     variance = np.var(x)

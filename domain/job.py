@@ -5,17 +5,19 @@ batch size, the random draws, the cost bound, the new minimum cost, an arm's
 refit) is made by a command method and carried in the event.
 
 State is kept small and flat so that a job with 10,000 trials is as cheap to
-copy out of the cache as a new one: per-trial facts live in two flat lists, and
+copy out of the cache as a new one: per-trial facts live in flat lists and arrays, and
 the rest is bounded by the number of batch sizes and of trials in flight.
 """
 
+from array import array
 from bisect import bisect_right
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 from uuid import UUID
 
+import numpy as np
 from eventsourcing.domain import Aggregate
 
 from domain.bandit import Arm, choose_arm, current_arm_record, fit_arm
@@ -79,6 +81,18 @@ def _dict_of_lists(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {key: list(items) for key, items in value.items()}
 
 
+def reward_array(items: Iterable[float] = ()) -> array:
+    return array("d", items)
+
+
+def number_array(items: Iterable[int] = ()) -> array:
+    return array("q", items)
+
+
+def _dict_of_arrays(value: dict[str, array]) -> dict[str, array]:
+    return {key: items[:] for key, items in value.items()}  # a slice of an array is one memcpy
+
+
 def _dict_of_dicts(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {key: dict(item) for key, item in value.items()}
 
@@ -112,8 +126,8 @@ _COPY_DEPTH = {
     "open_trials": _dict,
     "arms": _dict,
     "explorations": _dict_of_lists_of_dicts,
-    "rewards": _dict_of_lists,
-    "reward_trials": _dict_of_lists,
+    "rewards": _dict_of_arrays,
+    "reward_trials": _dict_of_arrays,
     "lsts": _lsts_state,
     "lsts_runs": _dict_of_dicts,
     "_pending_events": _list,
@@ -122,16 +136,21 @@ _IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
 
 
 class Job(Aggregate):
-    """Version 2 holds its spec as a JobSpec and may run LSTS; snapshots of version 1
-    held a dict spec and ran Zeus's policy."""
+    """Version 3 keeps reward histories in arrays of machine numbers; snapshots of version 2
+    kept them in lists, and those of version 1 also held a dict spec and ran Zeus's policy."""
 
     TOPIC = "bso.Job"
-    class_version = 2
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["spec"] = JobSpec.from_record(state["spec"])
         state.update(lsts=None, lsts_runs={})  # every version-1 job ran Zeus's policy
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["rewards"] = {key: reward_array(items) for key, items in state["rewards"].items()}
+        state["reward_trials"] = {key: number_array(items) for key, items in state["reward_trials"].items()}
 
     class Registered(Aggregate.Created):
         """Version 2 added ``policy_version`` (version-1 registrations ran policy 1);
@@ -253,8 +272,8 @@ class Job(Aggregate):
             for exploration in job.explorations.get(str(self.batch_size), []):
                 if exploration["trial"] == self.number:
                     exploration.update(converged=self.converged, cost=self.cost)
-            numbers = job.reward_trials.setdefault(str(self.batch_size), [])
-            rewards = job.rewards.setdefault(str(self.batch_size), [])
+            numbers = job.reward_trials.setdefault(str(self.batch_size), number_array())
+            rewards = job.rewards.setdefault(str(self.batch_size), reward_array())
             position = bisect_right(numbers, self.number)  # reports may finish out of order
             numbers.insert(position, self.number)
             rewards.insert(position, -self.cost)
@@ -333,8 +352,10 @@ class Job(Aggregate):
         # batch size -> its non-abandoned Exploration trials, in trial order.
         self.explorations: dict[str, list[dict[str, Any]]] = {}
         # batch size -> rewards (-cost) of its Succeeded trials and their numbers, by number.
-        self.rewards: dict[str, list[float]] = {}
-        self.reward_trials: dict[str, list[int]] = {}
+        # Arrays, not lists: the cache copies them for every command, and numpy reads a
+        # float array in place, so neither costs more as the history grows.
+        self.rewards: dict[str, array] = {}
+        self.reward_trials: dict[str, array] = {}
         self.arms: dict[str, dict[str, Any]] = {}
         # LSTS jobs only: the policy's state, and each open run's kind, bound and last cost.
         self.lsts: lsts.LstsState | None = None
@@ -416,7 +437,7 @@ class Job(Aggregate):
         return self.trial_statuses[number - 1]
 
     def trial_reward_history(self, batch_size: int) -> list[float]:
-        return list(self.rewards.get(str(batch_size), []))
+        return self.rewards.get(str(batch_size), reward_array()).tolist()
 
     # -- commands ----------------------------------------------------------------
 
@@ -592,16 +613,12 @@ class Job(Aggregate):
         """The arm of this size refitted with this reward, in the bandit stage only."""
         if self.stage != Stage.BANDIT or str(batch_size) not in self.arms:
             return None
-        earlier = self.trial_reward_history(batch_size)
+        rewards = self.rewards.get(str(batch_size), reward_array())
         window = self.spec.window_size
         if window > 0:
-            earlier = earlier[max(0, len(earlier) - (window - 1)) :]
-        arm = fit_arm(
-            batch_size,
-            [*earlier, reward],
-            self.spec.mab_prior_mean,
-            self.spec.mab_prior_precision,
-        )
+            rewards = rewards[max(0, len(rewards) - (window - 1)) :]
+        rewards = rewards + reward_array([reward])
+        arm = fit_arm(batch_size, np.frombuffer(rewards), self.spec.mab_prior_mean, self.spec.mab_prior_precision)
         return arm.to_record()
 
     def end_trial(self, number: int, batch_size: int, now: datetime) -> None:
