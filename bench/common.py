@@ -73,6 +73,10 @@ class Server:
         """Resident memory of the server and its worker processes (Linux /proc)."""
         return sum(_rss_bytes(pid) for pid in [self.process.pid, *_children(self.process.pid)])
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server and its worker processes have used (Linux /proc)."""
+        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
 
 @contextlib.contextmanager
 def running_server(database_url: str, workers: int = 1) -> Iterator[Server]:
@@ -133,6 +137,14 @@ def _rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        # Fields after the command name, which may hold spaces: utime and stime are 14th and 15th.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 @dataclass

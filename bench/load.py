@@ -8,6 +8,8 @@ same server's ``/healthz`` for as many requests; the ratio of the two is our
 distance from the HTTP floor. Prints one JSON document. With ``--rounds N`` the
 whole load runs N times on the same server (fresh jobs each round) and the document
 leads with the median of the rounds: runs on a shared machine vary by +-20%.
+The server's CPU time per request during the load (its processes' user + system
+time over the requests served) varies less, so it is the figure to compare trees by.
 """
 
 import argparse
@@ -21,6 +23,7 @@ import httpx
 
 from bench.common import (
     Latencies,
+    Server,
     add_backend_flags,
     event_store,
     job_spec,
@@ -52,7 +55,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="run the load this many times; print their median too")
     args = parser.parse_args()
     with event_store(args.database) as database_url, running_server(database_url, args.workers) as server:
-        rounds = [measure(server.url, args) for _ in range(max(1, args.rounds))]
+        rounds = [measure(server, args) for _ in range(max(1, args.rounds))]
         print_json(
             {
                 "benchmark": "load",
@@ -77,6 +80,7 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {
         "throughput_rps": median(lambda r: r["throughput_rps"]),
+        "server_cpu_ms_per_request": median(lambda r: r["server_cpu_ms_per_request"]),
         "all_routes": {key: median(lambda r: r["all_routes"][key]) for key in ("p50_ms", "p95_ms", "p99_ms")},
         "routes": {
             route: {key: median(lambda r: r["routes"][route][key]) for key in ("p50_ms", "p99_ms")}
@@ -88,7 +92,8 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    url = server.url
     client = RawClient if args.client == "raw" else httpx.Client
     with httpx.Client(base_url=url, timeout=60.0) as http:
         job_ids = [
@@ -111,7 +116,9 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(args.trials):
                     train_one_trial(http, job_id, routes, args.epochs_to_target)
 
+    cpu_before = server.cpu_seconds()
     load_seconds = _in_threads(trainer, results)
+    server_cpu_seconds = server.cpu_seconds() - cpu_before
     routes = route_table()
     for table in results:
         for route, latencies in table.items():
@@ -138,6 +145,7 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "requests": total,
         "seconds": round(load_seconds, 3),
         "throughput_rps": round(throughput, 1),
+        "server_cpu_ms_per_request": round(server_cpu_seconds / total * 1000, 3) if total else None,
         "all_routes": percentiles_ms(all_samples),
         "routes": {route: latencies.summary() for route, latencies in routes.items()},
         "healthz": {

@@ -41,9 +41,9 @@ def main() -> None:
     )
     with event_store(args.database) as database_url, running_server(database_url, args.workers) as server:
         job_id = heavy_job(server.url, args.batch_sizes, args.history)
-        alone = measure(server.url, load)
+        alone = measure(server, load)
         with Readers(server.url, job_id, args.readers, args.history) as readers:
-            with_readers = measure(server.url, load)
+            with_readers = measure(server, load)
         alone_p99, read_p99 = alone["routes"][PREDICT]["p99_ms"], with_readers["routes"][PREDICT]["p99_ms"]
         print_json(
             {
