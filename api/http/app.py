@@ -33,7 +33,7 @@ def build_optimizer(settings: Settings) -> BatchSizeOptimizer:
         conflict_lanes=conflict_lanes_for(settings),
         spec_limits=settings.spec_limits,
         default_policy=settings.default_policy,
-        observer=metrics.observe,
+        observer=metrics.queue_observation,
     )
 
 
