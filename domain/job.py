@@ -436,9 +436,6 @@ class Job(Aggregate):
     def trial_status(self, number: int) -> TrialStatus:
         return self.trial_statuses[number - 1]
 
-    def trial_reward_history(self, batch_size: int) -> list[float]:
-        return self.rewards.get(str(batch_size), reward_array()).tolist()
-
     # -- commands ----------------------------------------------------------------
 
     def dispatch_trial(self, now: datetime) -> DispatchedTrial:
