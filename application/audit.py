@@ -17,7 +17,7 @@ incarnation exactly. A job id is looked up first.
 """
 
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 from uuid import UUID
@@ -60,7 +60,6 @@ def primitives(value: Any) -> Any:
 
 def state_view(job: Job) -> dict[str, Any]:
     """The job as a client of the audit API sees it; same shape now and in the past."""
-    statuses = Counter(job.trial_statuses)
     progress = pruning_progress(
         job.batch_sizes, job.spec.default_batch_size, job.spec.num_pruning_rounds, job.exploration_history()
     )
@@ -80,14 +79,7 @@ def state_view(job: Job) -> dict[str, Any]:
             "generator_state": job.generator_state,
             "min_cost": job.min_cost,
             "min_cost_batch_size": job.min_cost_batch_size if job.min_cost is not None else None,
-            "trials": {
-                "total": job.trial_count,
-                "dispatched": statuses[TrialStatus.DISPATCHED],
-                "succeeded": statuses[TrialStatus.SUCCEEDED],
-                "failed": statuses[TrialStatus.FAILED],
-                "converged": job.trial_converged.count(True),
-                "not_converged": job.trial_converged.count(False),
-            },
+            "trials": job.trial_tally(),
             "pruning": {
                 **pruning_rounds(progress.round_number, job.spec.num_pruning_rounds),
                 "survivors": progress.candidates,

@@ -59,6 +59,7 @@ def _claimed(name: JobName | None, job_id: str, job_uuid: UUID, now: datetime) -
 
 DEFAULT_LEASE_SECONDS = 86400.0
 _MAX_REMEMBERED_JOBS = 100_000
+SNAPSHOT_INTERVAL = 200  # events of one job between its snapshots
 
 
 def utc_now() -> datetime:
@@ -77,7 +78,7 @@ class _JobLocks:
 
 class BatchSizeOptimizer(Application):
     name = "bso"
-    snapshotting_intervals = {Job: 200}
+    is_snapshotting_enabled = True
     env = {
         "AGGREGATE_CACHE_MAXSIZE": "5000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
@@ -208,8 +209,20 @@ class BatchSizeOptimizer(Application):
         """Save as eventsourcing does, then tell the observer what was committed and how fast."""
         started = perf_counter()
         recordings = super().save(*objs, **kwargs)
-        self.observer(EventsSaved([recording.domain_event for recording in recordings], perf_counter() - started))
+        events = [recording.domain_event for recording in recordings]
+        self._snapshot_saved_jobs(objs, events)
+        self.observer(EventsSaved(events, perf_counter() - started))
         return recordings
+
+    def _snapshot_saved_jobs(self, objs: Sequence[Any], events: Sequence[Any]) -> None:
+        """Snapshot every job whose new events passed a multiple of the interval, as saved.
+        (eventsourcing's own snapshotting rebuilds the job from the store first, replaying
+        up to an interval of events, and that cost is paid by the command that saves.)"""
+        assert self.snapshots is not None
+        passed = {event.originator_id for event in events if event.originator_version % SNAPSHOT_INTERVAL == 0}
+        snapshots = [Job.Snapshot.take(obj) for obj in objs if isinstance(obj, Job) and obj.id in passed]
+        if snapshots:
+            self.snapshots.put(snapshots)
 
     def import_job(self, records: Sequence[StoredEvent], job_id: str, deleted: bool) -> bool:
         """Store an exported job's events exactly as recorded and, in the same transaction,

@@ -5,8 +5,8 @@ batch size, the random draws, the cost bound, the new minimum cost, an arm's
 refit) is made by a command method and carried in the event.
 
 State is kept small and flat so that a job with 10,000 trials is as cheap to
-copy out of the cache as a new one: per-trial facts live in flat lists and arrays, and
-the rest is bounded by the number of batch sizes and of trials in flight.
+copy out of the cache as a new one: per-trial facts live in arrays of machine numbers,
+and the rest is bounded by the number of batch sizes and of trials in flight.
 """
 
 from array import array
@@ -73,6 +73,10 @@ def _list(value: list[Any]) -> list[Any]:
     return list(value)
 
 
+def _array(value: array) -> array:
+    return value[:]  # one memcpy
+
+
 def _dict(value: dict[str, Any]) -> dict[str, Any]:
     return dict(value)
 
@@ -87,6 +91,23 @@ def reward_array(items: Iterable[float] = ()) -> array:
 
 def number_array(items: Iterable[int] = ()) -> array:
     return array("q", items)
+
+
+# A trial's status and, once its final report is in, whether it converged: one byte per
+# trial in Job.trial_outcomes.
+_DISPATCHED, _CONVERGED, _NOT_CONVERGED, _FAILED = 0, 1, 2, 3
+_STATUS_OF = (TrialStatus.DISPATCHED, TrialStatus.SUCCEEDED, TrialStatus.SUCCEEDED, TrialStatus.FAILED)
+_CONVERGED_OF = (None, True, False, None)
+
+
+def _outcome(status: str, converged: bool | None) -> int:
+    if status == TrialStatus.SUCCEEDED:
+        return _CONVERGED if converged else _NOT_CONVERGED
+    return _FAILED if status == TrialStatus.FAILED else _DISPATCHED
+
+
+def outcome_array(items: Iterable[int] = ()) -> array:
+    return array("b", items)
 
 
 def _dict_of_arrays(value: dict[str, array]) -> dict[str, array]:
@@ -120,9 +141,8 @@ def _lsts_state(value: "lsts.LstsState | None") -> "lsts.LstsState | None":
 _COPY_DEPTH = {
     "spec": _same,
     "generator_state": _same,
-    "trial_batch_sizes": _list,
-    "trial_statuses": _list,
-    "trial_converged": _list,
+    "trial_batch_sizes": _array,
+    "trial_outcomes": _array,
     "open_trials": _dict,
     "arms": _dict,
     "explorations": _dict_of_lists_of_dicts,
@@ -136,11 +156,12 @@ _IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
 
 
 class Job(Aggregate):
-    """Version 3 keeps reward histories in arrays of machine numbers; snapshots of version 2
-    kept them in lists, and those of version 1 also held a dict spec and ran Zeus's policy."""
+    """Version 4 keeps every per-trial fact in arrays of machine numbers; snapshots of
+    version 3 kept trial sizes, statuses and convergence in lists, those of version 2 also
+    the reward histories, and those of version 1 also held a dict spec and ran Zeus's policy."""
 
     TOPIC = "bso.Job"
-    class_version = 3
+    class_version = 4
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -151,6 +172,12 @@ class Job(Aggregate):
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         state["rewards"] = {key: reward_array(items) for key, items in state["rewards"].items()}
         state["reward_trials"] = {key: number_array(items) for key, items in state["reward_trials"].items()}
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        state["trial_batch_sizes"] = number_array(state["trial_batch_sizes"])
+        statuses, converged = state.pop("trial_statuses"), state.pop("trial_converged")
+        state["trial_outcomes"] = outcome_array(map(_outcome, statuses, converged))
 
     class Registered(Aggregate.Created):
         """Version 2 added ``policy_version`` (version-1 registrations ran policy 1);
@@ -214,8 +241,7 @@ class Job(Aggregate):
 
         def apply(self, job: "Job") -> None:
             job.trial_batch_sizes.append(self.batch_size)
-            job.trial_statuses.append(TrialStatus.DISPATCHED)
-            job.trial_converged.append(None)
+            job.trial_outcomes.append(_DISPATCHED)
             job.open_trials[str(self.number)] = self.timestamp.timestamp()
             if job.lsts is not None:
                 kind = _LSTS_KIND_OF[self.kind]
@@ -266,8 +292,7 @@ class Job(Aggregate):
                 state["arm"] = current_arm_record(state["arm"])
 
         def apply(self, job: "Job") -> None:
-            job.trial_statuses[self.number - 1] = TrialStatus.SUCCEEDED
-            job.trial_converged[self.number - 1] = self.converged
+            job.trial_outcomes[self.number - 1] = _CONVERGED if self.converged else _NOT_CONVERGED
             job.open_trials.pop(str(self.number), None)
             for exploration in job.explorations.get(str(self.batch_size), []):
                 if exploration["trial"] == self.number:
@@ -342,11 +367,10 @@ class Job(Aggregate):
         self.min_cost: float | None = None
         self.min_cost_batch_size: int = spec.default_batch_size
         self.deleted = False
-        # Per trial, indexed by number - 1; grow with history but copy cheaply. The
-        # converged flag is None until a report finishes the trial.
-        self.trial_batch_sizes: list[int] = []
-        self.trial_statuses: list[TrialStatus] = []
-        self.trial_converged: list[bool | None] = []
+        # Per trial, indexed by number - 1: its batch size and its outcome code. Arrays of
+        # machine numbers, so that copying them costs one memcpy however long the history.
+        self.trial_batch_sizes = number_array()
+        self.trial_outcomes = outcome_array()
         # Bounded by trials in flight: number -> when last heard from (epoch seconds).
         self.open_trials: dict[str, float] = {}
         # batch size -> its non-abandoned Exploration trials, in trial order.
@@ -399,7 +423,7 @@ class Job(Aggregate):
 
     @property
     def trial_count(self) -> int:
-        return len(self.trial_statuses)
+        return len(self.trial_outcomes)
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -421,7 +445,7 @@ class Job(Aggregate):
             int(size): [
                 Exploration(
                     trial_number=record["trial"],
-                    finished=self.trial_statuses[record["trial"] - 1] == TrialStatus.SUCCEEDED,
+                    finished=self.trial_status(record["trial"]) == TrialStatus.SUCCEEDED,
                     converged=bool(record["converged"]),
                     cost=record["cost"],
                 )
@@ -434,7 +458,27 @@ class Job(Aggregate):
         return sorted((Arm.from_record(arm) for arm in self.arms.values()), key=lambda a: a.batch_size)
 
     def trial_status(self, number: int) -> TrialStatus:
-        return self.trial_statuses[number - 1]
+        return _STATUS_OF[self.trial_outcomes[number - 1]]
+
+    def trial_converged(self, number: int) -> bool | None:
+        """None until the trial's final report is in."""
+        return _CONVERGED_OF[self.trial_outcomes[number - 1]]
+
+    def trial_statuses(self) -> list[TrialStatus]:
+        return [_STATUS_OF[code] for code in self.trial_outcomes]
+
+    def trial_tally(self) -> dict[str, int]:
+        """How many trials are in each status, and how many of the succeeded converged."""
+        count = self.trial_outcomes.count
+        converged, not_converged = count(_CONVERGED), count(_NOT_CONVERGED)
+        return {
+            "total": self.trial_count,
+            "dispatched": count(_DISPATCHED),
+            "succeeded": converged + not_converged,
+            "failed": count(_FAILED),
+            "converged": converged,
+            "not_converged": not_converged,
+        }
 
     # -- commands ----------------------------------------------------------------
 
@@ -558,7 +602,7 @@ class Job(Aggregate):
         self._check_trial(number, batch_size, BadOperationError)
         status = self.trial_status(number)
         if status == TrialStatus.SUCCEEDED:
-            converged = bool(self.trial_converged[number - 1])
+            converged = bool(self.trial_converged(number))
             return ReportAnswer(True, converged, already_reported_message(number))
         if status == TrialStatus.FAILED:
             raise TrialAbandonedError(
@@ -661,7 +705,7 @@ class Job(Aggregate):
 
     def _abandon(self, number: int) -> None:
         """Assignment shared by TrialEnded and TrialExpired: the trial becomes Failed."""
-        self.trial_statuses[number - 1] = TrialStatus.FAILED
+        self.trial_outcomes[number - 1] = _FAILED
         self.open_trials.pop(str(number), None)
         batch_size = str(self.trial_batch_sizes[number - 1])
         if batch_size in self.explorations:

@@ -106,7 +106,7 @@ def test_concurrent_commands_in_one_process_never_duplicate_a_trial(optimizer: B
         thread.join(timeout=120)
     assert sorted(numbers) == list(range(1, 37))
     job = optimizer.live_job(job_id)
-    assert job.trial_statuses == ["Succeeded"] * 36
+    assert job.trial_statuses() == ["Succeeded"] * 36
 
 
 def test_a_lost_race_is_retried_from_a_fresh_load(shared_database_url: str) -> None:

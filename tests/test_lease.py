@@ -60,14 +60,14 @@ def test_an_abandoned_exploration_expires_and_its_size_is_explored_again(
     dispatched_at = clock.now
     clock.advance(LEASE / 2)
     stand_in = optimizer.predict(job_id)  # the exploration of 32 is in flight: a concurrent trial
-    assert optimizer.live_job(job_id).trial_statuses == ["Dispatched", "Dispatched"]
+    assert optimizer.live_job(job_id).trial_statuses() == ["Dispatched", "Dispatched"]
     assert expiries(optimizer, job_id) == []
 
     clock.advance(LEASE / 2 + 1)  # trial 1 silent for lease + 1 s; trial 2 for lease/2 + 1 s
     again = optimizer.predict(job_id)
     assert again == {"job_id": job_id, "batch_size": 32, "trial_number": 3}
     job = optimizer.live_job(job_id)
-    assert job.trial_statuses == ["Failed", "Dispatched", "Dispatched"]
+    assert job.trial_statuses() == ["Failed", "Dispatched", "Dispatched"]
     assert expiries(optimizer, job_id) == [
         {"number": 1, "last_heard_at": dispatched_at.timestamp(), "at": clock.now}
     ]
@@ -84,7 +84,7 @@ def test_an_abandoned_exploration_expires_and_its_size_is_explored_again(
         replayed = BatchSizeOptimizer(env=persistence_env(database_url), lease_seconds=1.0)
         try:
             rebuilt = replayed.repository.get(job.id)
-            assert rebuilt.trial_statuses == optimizer.live_job(job_id).trial_statuses
+            assert rebuilt.trial_statuses() == optimizer.live_job(job_id).trial_statuses()
             assert rebuilt.open_trials == optimizer.live_job(job_id).open_trials
         finally:
             replayed.close()

@@ -56,7 +56,7 @@ def test_concurrent_trainers_get_unique_gap_free_trials_and_every_report_is_kept
     app = BatchSizeOptimizer(env=persistence_env(database_url))
     try:
         job = app.live_job("conc-1")
-        assert job.trial_statuses == ["Succeeded"] * (TRAINERS * CYCLES)
-        assert all(job.trial_converged[number - 1] == converged for number, _, converged in outcomes)
+        assert job.trial_statuses() == ["Succeeded"] * (TRAINERS * CYCLES)
+        assert all(job.trial_converged(number) == converged for number, _, converged in outcomes)
     finally:
         app.close()

@@ -58,7 +58,7 @@ def test_reference_run_in_process(librispeech_v100: WorkloadTrace) -> None:
     assert all(run.server_converged for run in result.runs if run.reached_target)
     # The application recorded the same story: one trial per run, in order.
     job = optimizer.live_job(result.job_id)
-    assert job.trial_batch_sizes == REFERENCE_SEQUENCE
+    assert job.trial_batch_sizes.tolist() == REFERENCE_SEQUENCE
     assert result.summary["final_batch_size"] == 48
     assert result.summary["settled_after_recurrence"] == 184
 

@@ -1,6 +1,7 @@
 """Stored event names are explicit and stable; old event versions are upcast on read."""
 
 import json
+from array import array
 from typing import Iterator
 from uuid import uuid4
 
@@ -10,6 +11,7 @@ from eventsourcing.utils import resolve_topic
 
 from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
+from application.transcodings import ArrayAsBytes
 from domain.job import Job
 from domain.job_name import JobName
 from infrastructure.settings import persistence_env
@@ -95,3 +97,34 @@ def test_version_1_arm_records_with_the_string_inf_are_read_back_as_null_with_a_
     events = JobAudit(app).events(str(old_uuid), 0, 1000)["events"]
     assert '"inf"' not in json.dumps(events)
     assert any(arm.get("precision_infinite") for event in events for arm in event["payload"].get("arms", []))
+
+
+def test_a_version_3_snapshot_with_per_trial_lists_is_read_back_as_arrays(app: BatchSizeOptimizer) -> None:
+    app.register_job(job_spec(job_id="test-v3", batch_sizes=[16, 32], default_batch_size=32, num_pruning_rounds=1))
+    for _ in range(4):
+        train(app, "test-v3")
+    app.end_trial("test-v3", app.predict("test-v3")["trial_number"], app.live_job("test-v3").trial_batch_sizes[-1])
+    app.predict("test-v3")  # stays open
+    job = app.live_job("test-v3")
+    assert set(job.trial_statuses()) == {"Succeeded", "Failed", "Dispatched"}
+    state = Job.Snapshot.take(job).state  # what version 3 held instead of the two arrays:
+    state.update(class_version=3, trial_batch_sizes=job.trial_batch_sizes.tolist())
+    state["trial_statuses"] = [str(job.trial_status(n)) for n in range(1, job.trial_count + 1)]
+    state["trial_converged"] = [job.trial_converged(n) for n in range(1, job.trial_count + 1)]
+    del state["trial_outcomes"]
+    old = Job.Snapshot(originator_id=job.id, originator_version=job.version, timestamp=job.modified_on,
+                       topic=Job.Snapshot.take(job).topic, state=state)
+    assert app.snapshots is not None
+    app.snapshots.put([old])
+
+    rebuilt = app.repository.get(job.id, version=job.version)  # from that snapshot, no events after it
+    assert rebuilt == job
+    assert rebuilt.trial_converged(1) is not None and rebuilt.trial_converged(job.trial_count) is None
+
+
+def test_arrays_in_snapshots_keep_every_bit_and_old_item_lists_still_decode() -> None:
+    transcoding = ArrayAsBytes()
+    rewards = array("d", [-0.1, -1e308, -5e-324, -123.456])
+    encoded = json.loads(json.dumps(transcoding.encode(rewards)))
+    assert transcoding.decode(encoded) == rewards
+    assert transcoding.decode({"typecode": "q", "items": [3, 1, 2]}) == array("q", [3, 1, 2])
