@@ -7,6 +7,7 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
+from domain.chunked_array import ChunkedArray
 from domain.spec import JobSpec
 
 
@@ -21,30 +22,40 @@ class JobSpecAsDict(Transcoding):
         return JobSpec.from_record(data)
 
 
-class ArrayAsBytes(Transcoding):
+class ChunkedArrayAsBytes(Transcoding):
     """A job's per-trial arrays (snapshots only: events carry plain numbers), as their
     little-endian bytes in base64: exact for doubles, and encoded and decoded in one step
-    instead of one JSON number at a time. Snapshots taken before this kept a list of
-    items, which still decodes."""
+    instead of one JSON number at a time."""
+
+    type = ChunkedArray
+    name = "chunked_array"
+
+    def encode(self, obj: ChunkedArray) -> dict[str, Any]:
+        return {"typecode": obj.typecode, "little_endian": b64encode(_little_endian(obj.to_array())).decode("ascii")}
+
+    def decode(self, data: dict[str, Any]) -> ChunkedArray:
+        items = _little_endian(array(data["typecode"], b64decode(data["little_endian"])))
+        return ChunkedArray(data["typecode"], items)
+
+
+class ArrayAsList(Transcoding):
+    """Reward histories in snapshots of Job version 3, read back for upcasting."""
 
     type = array
     name = "array"
 
     def encode(self, obj: array) -> dict[str, Any]:
-        return {"typecode": obj.typecode, "little_endian": b64encode(_little_endian(obj)).decode("ascii")}
+        return {"typecode": obj.typecode, "items": obj.tolist()}
 
     def decode(self, data: dict[str, Any]) -> array:
-        if "items" in data:
-            return array(data["typecode"], data["items"])
-        return _little_endian(array(data["typecode"], b64decode(data["little_endian"])))
+        return array(data["typecode"], data["items"])
 
 
 def _little_endian(items: array) -> array:
     """The array in little-endian byte order (swapping is its own inverse)."""
     if sys.byteorder == "big":
-        items = items[:]
         items.byteswap()
     return items
 
 
-TRANSCODINGS: tuple[Transcoding, ...] = (JobSpecAsDict(), ArrayAsBytes())
+TRANSCODINGS: tuple[Transcoding, ...] = (JobSpecAsDict(), ChunkedArrayAsBytes(), ArrayAsList())

@@ -5,7 +5,7 @@ batch size, the random draws, the cost bound, the new minimum cost, an arm's
 refit) is made by a command method and carried in the event.
 
 State is kept small and flat so that a job with 10,000 trials is as cheap to
-copy out of the cache as a new one: per-trial facts live in arrays of machine numbers,
+copy out of the cache as a new one: per-trial facts live in chunked arrays of numbers,
 and the rest is bounded by the number of batch sizes and of trials in flight.
 """
 
@@ -20,6 +20,7 @@ from uuid import UUID
 import numpy as np
 from eventsourcing.domain import Aggregate
 
+from domain.chunked_array import ChunkedArray
 from domain.bandit import Arm, choose_arm, current_arm_record, fit_arm
 from domain.enums import Stage, StopReason, TrialKind, TrialStatus
 from domain.errors import BadOperationError, TrialAbandonedError, UnknownTrialError
@@ -73,8 +74,8 @@ def _list(value: list[Any]) -> list[Any]:
     return list(value)
 
 
-def _array(value: array) -> array:
-    return value[:]  # one memcpy
+def _array(value: ChunkedArray) -> ChunkedArray:
+    return value.copy()
 
 
 def _dict(value: dict[str, Any]) -> dict[str, Any]:
@@ -85,12 +86,12 @@ def _dict_of_lists(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {key: list(items) for key, items in value.items()}
 
 
-def reward_array(items: Iterable[float] = ()) -> array:
-    return array("d", items)
+def reward_array(items: Iterable[float] = ()) -> ChunkedArray:
+    return ChunkedArray("d", items)
 
 
-def number_array(items: Iterable[int] = ()) -> array:
-    return array("q", items)
+def number_array(items: Iterable[int] = ()) -> ChunkedArray:
+    return ChunkedArray("q", items)
 
 
 # A trial's status and, once its final report is in, whether it converged: one byte per
@@ -106,12 +107,12 @@ def _outcome(status: str, converged: bool | None) -> int:
     return _FAILED if status == TrialStatus.FAILED else _DISPATCHED
 
 
-def outcome_array(items: Iterable[int] = ()) -> array:
-    return array("b", items)
+def outcome_array(items: Iterable[int] = ()) -> ChunkedArray:
+    return ChunkedArray("b", items)
 
 
-def _dict_of_arrays(value: dict[str, array]) -> dict[str, array]:
-    return {key: items[:] for key, items in value.items()}  # a slice of an array is one memcpy
+def _dict_of_arrays(value: dict[str, ChunkedArray]) -> dict[str, ChunkedArray]:
+    return {key: items.copy() for key, items in value.items()}
 
 
 def _dict_of_dicts(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -156,9 +157,10 @@ _IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
 
 
 class Job(Aggregate):
-    """Version 4 keeps every per-trial fact in arrays of machine numbers; snapshots of
-    version 3 kept trial sizes, statuses and convergence in lists, those of version 2 also
-    the reward histories, and those of version 1 also held a dict spec and ran Zeus's policy."""
+    """Version 4 keeps every per-trial fact in chunked arrays of machine numbers; snapshots
+    of version 3 kept reward histories in plain arrays and trial sizes, statuses and
+    convergence in lists, those of version 2 reward histories in lists too, and those of
+    version 1 also held a dict spec and ran Zeus's policy."""
 
     TOPIC = "bso.Job"
     class_version = 4
@@ -170,11 +172,13 @@ class Job(Aggregate):
 
     @staticmethod
     def upcast_v2_v3(state: dict[str, Any]) -> None:
-        state["rewards"] = {key: reward_array(items) for key, items in state["rewards"].items()}
-        state["reward_trials"] = {key: number_array(items) for key, items in state["reward_trials"].items()}
+        state["rewards"] = {key: array("d", items) for key, items in state["rewards"].items()}
+        state["reward_trials"] = {key: array("q", items) for key, items in state["reward_trials"].items()}
 
     @staticmethod
     def upcast_v3_v4(state: dict[str, Any]) -> None:
+        state["rewards"] = {key: reward_array(items) for key, items in state["rewards"].items()}
+        state["reward_trials"] = {key: number_array(items) for key, items in state["reward_trials"].items()}
         state["trial_batch_sizes"] = number_array(state["trial_batch_sizes"])
         statuses, converged = state.pop("trial_statuses"), state.pop("trial_converged")
         state["trial_outcomes"] = outcome_array(map(_outcome, statuses, converged))
@@ -367,8 +371,9 @@ class Job(Aggregate):
         self.min_cost: float | None = None
         self.min_cost_batch_size: int = spec.default_batch_size
         self.deleted = False
-        # Per trial, indexed by number - 1: its batch size and its outcome code. Arrays of
-        # machine numbers, so that copying them costs one memcpy however long the history.
+        # Per trial, indexed by number - 1: its batch size and its outcome code. Chunked
+        # arrays of machine numbers, so that copying them costs almost nothing however long
+        # the history (domain/chunked_array.py).
         self.trial_batch_sizes = number_array()
         self.trial_outcomes = outcome_array()
         # Bounded by trials in flight: number -> when last heard from (epoch seconds).
@@ -376,10 +381,8 @@ class Job(Aggregate):
         # batch size -> its non-abandoned Exploration trials, in trial order.
         self.explorations: dict[str, list[dict[str, Any]]] = {}
         # batch size -> rewards (-cost) of its Succeeded trials and their numbers, by number.
-        # Arrays, not lists: the cache copies them for every command, and numpy reads a
-        # float array in place, so neither costs more as the history grows.
-        self.rewards: dict[str, array] = {}
-        self.reward_trials: dict[str, array] = {}
+        self.rewards: dict[str, ChunkedArray] = {}
+        self.reward_trials: dict[str, ChunkedArray] = {}
         self.arms: dict[str, dict[str, Any]] = {}
         # LSTS jobs only: the policy's state, and each open run's kind, bound and last cost.
         self.lsts: lsts.LstsState | None = None
@@ -654,11 +657,11 @@ class Job(Aggregate):
         """The arm of this size refitted with this reward, in the bandit stage only."""
         if self.stage != Stage.BANDIT or str(batch_size) not in self.arms:
             return None
-        rewards = self.rewards.get(str(batch_size), reward_array())
+        rewards = self.rewards.get(str(batch_size), reward_array()).to_array()
         window = self.spec.window_size
         if window > 0:
             rewards = rewards[max(0, len(rewards) - (window - 1)) :]
-        rewards = rewards + reward_array([reward])
+        rewards.append(reward)
         arm = fit_arm(batch_size, np.frombuffer(rewards), self.spec.mab_prior_mean, self.spec.mab_prior_precision)
         return arm.to_record()
 

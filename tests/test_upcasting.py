@@ -11,7 +11,8 @@ from eventsourcing.utils import resolve_topic
 
 from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
-from application.transcodings import ArrayAsBytes
+from application.transcodings import ArrayAsList, ChunkedArrayAsBytes
+from domain.chunked_array import ChunkedArray
 from domain.job import Job
 from domain.job_name import JobName
 from infrastructure.settings import persistence_env
@@ -109,6 +110,8 @@ def test_a_version_3_snapshot_with_per_trial_lists_is_read_back_as_arrays(app: B
     assert set(job.trial_statuses()) == {"Succeeded", "Failed", "Dispatched"}
     state = Job.Snapshot.take(job).state  # what version 3 held instead of the two arrays:
     state.update(class_version=3, trial_batch_sizes=job.trial_batch_sizes.tolist())
+    state["rewards"] = {size: items.to_array() for size, items in job.rewards.items()}
+    state["reward_trials"] = {size: items.to_array() for size, items in job.reward_trials.items()}
     state["trial_statuses"] = [str(job.trial_status(n)) for n in range(1, job.trial_count + 1)]
     state["trial_converged"] = [job.trial_converged(n) for n in range(1, job.trial_count + 1)]
     del state["trial_outcomes"]
@@ -122,9 +125,9 @@ def test_a_version_3_snapshot_with_per_trial_lists_is_read_back_as_arrays(app: B
     assert rebuilt.trial_converged(1) is not None and rebuilt.trial_converged(job.trial_count) is None
 
 
-def test_arrays_in_snapshots_keep_every_bit_and_old_item_lists_still_decode() -> None:
-    transcoding = ArrayAsBytes()
-    rewards = array("d", [-0.1, -1e308, -5e-324, -123.456])
+def test_arrays_in_snapshots_keep_every_bit_and_version_3_item_lists_still_decode() -> None:
+    transcoding = ChunkedArrayAsBytes()
+    rewards = ChunkedArray("d", [-0.1, -1e308, -5e-324, -123.456] * 600)
     encoded = json.loads(json.dumps(transcoding.encode(rewards)))
     assert transcoding.decode(encoded) == rewards
-    assert transcoding.decode({"typecode": "q", "items": [3, 1, 2]}) == array("q", [3, 1, 2])
+    assert ArrayAsList().decode({"typecode": "q", "items": [3, 1, 2]}) == array("q", [3, 1, 2])
