@@ -1,6 +1,5 @@
 """The Starlette application: one optimizer Application per process, built in the lifespan."""
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -74,12 +73,9 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         app.state.read_limiter = CapacityLimiter(settings.read_threads)
         app.state.reanalysis_slots = threading.Semaphore(settings.max_reanalyses)
         app.state.rendered_views = RenderedViews()
-        metrics_flusher = asyncio.create_task(metrics.flush_periodically())
         try:
             yield
         finally:
-            metrics_flusher.cancel()
-            metrics.flush()
             if optimizer is None:
                 app.state.optimizer.close()
 

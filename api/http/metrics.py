@@ -12,19 +12,16 @@ Every label takes its value from a fixed set, whatever clients send: the route's
 template (never a job id), the HTTP method, the status class, a trial kind, a
 trial outcome, a stage.
 
-Requests and commands only queue what they saw; the event loop's thread turns the
-queues into metric values once a second and before each scrape, so a scrape always
-answers for its own process's latest requests and the other workers' are at most a
-second behind. Writing each value as it happened cost the load benchmark about 7% of
-its throughput (server CPU per request +0.2 ms), far more than the writes themselves
-take: prometheus-client guards every multiprocess value with one lock per process,
-and the commands' threads and the event loop then took turns for it and the GIL.
+Only the event loop's thread writes the values. prometheus-client guards every
+multiprocess value with one lock per process; with the commands' threads writing too,
+a thread that held it while it waited for the GIL stalled the event loop, and the
+load benchmark lost about 7% of its throughput. So the application's observer only
+queues what it saw, and the middleware applies the queue as each request ends.
 """
 
-import asyncio
 import threading
-import time
 from collections import deque
+import time
 from typing import Any, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
@@ -85,14 +82,7 @@ _KINDS = {TrialKind.EXPLORATION: "exploration", TrialKind.CONCURRENT: "concurren
 _STAGES = {Stage.PRUNING: "pruning", Stage.LOCAL_SEARCH: "local_search", Stage.BANDIT: "bandit"}
 
 
-FLUSH_SECONDS = 1.0
-
-# Appends and pops of a deque are atomic: no lock needed.
-_observed: deque[Observation] = deque()
-_timed_requests: deque[tuple[str, str, int, float]] = deque()  # route, method, status, seconds
-# Every label takes values from a fixed set, so the children can be kept; looking one up
-# through labels() takes a lock and a validation each time.
-_request_histograms: dict[tuple[str, str, str], Any] = {}
+_observed: deque[Observation] = deque()  # appends and pops are atomic: no lock needed
 
 
 def queue_observation(observation: Observation) -> None:
@@ -100,24 +90,10 @@ def queue_observation(observation: Observation) -> None:
     _observed.append(observation)
 
 
-def flush() -> None:
-    """Turn what requests and the application did into metric values (in the event loop's thread)."""
-    while _timed_requests:
-        route, method, status, seconds = _timed_requests.popleft()
-        labels = (route, method, f"{status // 100}xx")
-        histogram = _request_histograms.get(labels)
-        if histogram is None:
-            histogram = _request_histograms[labels] = REQUEST_SECONDS.labels(*labels)
-        histogram.observe(seconds)
+def apply_observations() -> None:
+    """Turn what the application did into metric values (in the event loop's thread)."""
     while _observed:
         observe(_observed.popleft())
-
-
-async def flush_periodically() -> None:
-    """Run for the server's life (cancelled at shutdown, after which ``flush`` runs once more)."""
-    while True:
-        await asyncio.sleep(FLUSH_SECONDS)
-        flush()
 
 
 def observe(observation: Observation) -> None:
@@ -180,7 +156,7 @@ class JobsByStage:
 
 def render(jobs_by_stage: dict[str, int]) -> bytes:
     """The exposition text: every worker's values (or this process's) and the job census."""
-    flush()
+    apply_observations()
     if getattr(values.ValueClass, "_multiprocess", False):
         workers = CollectorRegistry()
         MultiProcessCollector(workers)
@@ -193,11 +169,14 @@ def render(jobs_by_stage: dict[str, int]) -> bytes:
 
 
 class RequestMetrics:
-    """ASGI middleware timing each request under its route's template (queued, see ``flush``)."""
+    """ASGI middleware timing each request under its route's template."""
 
     def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
         self.app = app
         self.templates = dict(_templates(routes, ""))
+        # Every label takes values from a fixed set, so the children can be kept; looking one
+        # up through labels() takes a lock and a validation on every request.
+        self.histograms: dict[tuple[str, str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -218,7 +197,12 @@ class RequestMetrics:
             # Routing filled in the endpoint on this same scope; no endpoint, no route.
             route = self.templates.get(scope.get("endpoint"), UNMATCHED_ROUTE)  # type: ignore[arg-type]
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            _timed_requests.append((route, method, status, time.perf_counter() - started))
+            labels = (route, method, f"{status // 100}xx")
+            histogram = self.histograms.get(labels)
+            if histogram is None:
+                histogram = self.histograms[labels] = REQUEST_SECONDS.labels(*labels)
+            histogram.observe(time.perf_counter() - started)
+            apply_observations()
 
 
 def _templates(routes: list[BaseRoute], prefix: str) -> Iterable[tuple[object, str]]:
