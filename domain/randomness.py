@@ -29,8 +29,14 @@ def generator_state(generator: np.random.Generator) -> GeneratorState:
     }
 
 
+# Seeds the throw-away initial state of a generator about to be restored. Without one,
+# PCG64 would draw fresh entropy from the operating system first, which costs twice as
+# much and is a global source of randomness the domain has no business reading.
+_PLACEHOLDER_SEED = np.random.SeedSequence(0)
+
+
 def restore_generator(state: GeneratorState) -> np.random.Generator:
-    bit_generator = np.random.PCG64()
+    bit_generator = np.random.PCG64(_PLACEHOLDER_SEED)
     bit_generator.state = {
         "bit_generator": state["bit_generator"],
         "state": {"state": int(state["state"]), "inc": int(state["inc"])},
