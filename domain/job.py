@@ -20,8 +20,8 @@ from uuid import UUID
 import numpy as np
 from eventsourcing.domain import Aggregate
 
-from domain.chunked_array import ChunkedArray
 from domain.bandit import Arm, choose_arm, current_arm_record, fit_arm
+from domain.chunked_array import ChunkedArray
 from domain.enums import Stage, StopReason, TrialKind, TrialStatus
 from domain.errors import BadOperationError, TrialAbandonedError, UnknownTrialError
 from domain.pruning import (
