@@ -52,7 +52,8 @@ class ArrayAsList(Transcoding):
 
 
 def _little_endian(items: array) -> array:
-    """The array in little-endian byte order (swapping is its own inverse)."""
+    """The array, swapped in place to little-endian byte order where the machine is big-endian
+    (swapping is its own inverse, so this both writes and reads the stored order)."""
     if sys.byteorder == "big":
         items.byteswap()
     return items

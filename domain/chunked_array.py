@@ -29,9 +29,7 @@ class ChunkedArray:
             room = CHUNK - len(self._tail)
             self._tail.extend(items[start : start + room])
             start += room
-            if len(self._tail) == CHUNK:
-                self._chunks.append(self._tail)
-                self._tail = array(self.typecode)
+            self._close_full_tail()
 
     def __len__(self) -> int:
         return len(self._chunks) * CHUNK + len(self._tail)
@@ -60,6 +58,9 @@ class ChunkedArray:
 
     def append(self, value: int | float) -> None:
         self._tail.append(value)
+        self._close_full_tail()
+
+    def _close_full_tail(self) -> None:
         if len(self._tail) == CHUNK:
             self._chunks.append(self._tail)  # full: shared by copies from now on
             self._tail = array(self.typecode)

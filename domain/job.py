@@ -74,10 +74,6 @@ def _list(value: list[Any]) -> list[Any]:
     return list(value)
 
 
-def _array(value: ChunkedArray) -> ChunkedArray:
-    return value.copy()
-
-
 def _dict(value: dict[str, Any]) -> dict[str, Any]:
     return dict(value)
 
@@ -142,8 +138,8 @@ def _lsts_state(value: "lsts.LstsState | None") -> "lsts.LstsState | None":
 _COPY_DEPTH = {
     "spec": _same,
     "generator_state": _same,
-    "trial_batch_sizes": _array,
-    "trial_outcomes": _array,
+    "trial_batch_sizes": ChunkedArray.copy,
+    "trial_outcomes": ChunkedArray.copy,
     "open_trials": _dict,
     "arms": _dict,
     "explorations": _dict_of_lists_of_dicts,

@@ -20,8 +20,8 @@ queues what it saw, and the middleware applies the queue as each request ends.
 """
 
 import threading
-from collections import deque
 import time
+from collections import deque
 from typing import Any, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
