@@ -158,10 +158,17 @@ def test_a_two_worker_server_answers_every_scrape_for_both_workers(tmp_path: Pat
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None
 
 
-def test_a_single_process_server_removes_its_metrics_directory_when_stopped(tmp_path: Path) -> None:
-    temporary = tmp_path / "tmp"  # where bso serve makes its metrics directory
+def test_a_single_process_server_keeps_its_metrics_in_memory(tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"  # where a metrics directory would be made
     temporary.mkdir()
-    with running_server(f"sqlite:///{tmp_path / 'one.db'}", tmp_path, TMPDIR=str(temporary)) as server:
-        assert [path.name[:12] for path in temporary.iterdir()] == ["bso-metrics-"]
-        assert httpx.get(f"{server.url}/metrics").status_code == 200
-    assert list(temporary.iterdir()) == []
+    inherited = tmp_path / "inherited"  # a directory left in the environment by someone else
+    inherited.mkdir()
+    environment = {"TMPDIR": str(temporary), "PROMETHEUS_MULTIPROC_DIR": str(inherited)}
+    with running_server(f"sqlite:///{tmp_path / 'one.db'}", tmp_path, **environment) as server:
+        httpx.post(f"{server.url}/jobs", json=SPEC)
+        for _ in range(3):
+            assert httpx.get(f"{server.url}/jobs/batch_size", params={"job_id": "metrics-1"}).status_code == 200
+        scraped = samples(httpx.get(f"{server.url}/metrics").text)
+        written = list(temporary.iterdir()) + list(inherited.iterdir())
+    assert value(scraped, "bso_commands_total") == 4
+    assert written == [], "one worker writes no metric files"
