@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import JSONTranscoder, StoredEvent
+from eventsourcing.utils import Environment
 
 from application.idempotency import IdempotentResponse, RequestKey
 from application.observation import EventsSaved, Observer, ignore
@@ -89,8 +90,6 @@ class BatchSizeOptimizer(Application):
     is_snapshotting_enabled = True
     env = {
         "AGGREGATE_CACHE_MAXSIZE": "5000",
-        "AGGREGATE_CACHE_FASTFORWARD": "y",
-        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
     }
 
     def __init__(
@@ -118,6 +117,16 @@ class BatchSizeOptimizer(Application):
         # Job id -> its Job aggregate's UUID as last resolved: spares reading the
         # JobName stream on every command (a hint, checked on each use).
         self._job_uuids: dict[str, UUID] = {}
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        """The environment, with the cache's fast-forward and deep copies on whatever the
+        process environment says: with either off, concurrent writers corrupt each other's
+        jobs (and ``save`` relies on fast-forward to keep the cache current)."""
+        environment = super().construct_env(name, env)
+        for setting in ("AGGREGATE_CACHE_FASTFORWARD", "DEEPCOPY_FROM_AGGREGATE_CACHE"):
+            for key in environment.create_keys(setting):  # BSO_-prefixed names are read first
+                environment[key] = "y"
+        return environment
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -213,12 +222,19 @@ class BatchSizeOptimizer(Application):
 
         self._run(job_id, command, request)
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        """Save as eventsourcing does, then tell the observer what was committed and how fast."""
+    def save(self, *aggregates: Aggregate) -> Any:  # type: ignore[override]
+        """Commit the aggregates' new events in one transaction, snapshot the jobs that passed
+        an interval, and tell the observer what was committed and how fast.
+
+        Not eventsourcing's own save: that one checks each object against two runtime
+        Protocols (about 20 us each on Python 3.11), to accept bare events and tracking
+        records, which this application never saves. Its cache hand-over is not needed
+        either: the cache fast-forwards from the store (``construct_env`` pins it on).
+        """
         started = perf_counter()
-        recordings = super().save(*objs, **kwargs)
-        events = [recording.domain_event for recording in recordings]
-        self._snapshot_saved_jobs(objs, events)
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        recordings = self.events.put(events)
+        self._snapshot_saved_jobs(aggregates, events)
         self.observer(EventsSaved(events, perf_counter() - started))
         return recordings
 
