@@ -112,7 +112,8 @@ def _metrics_directory(workers: int) -> Iterator[None]:
 
     Fresh, because values left by an earlier server would be added to this one's. None for
     one worker, because memory-mapped values cost a file write, a lock and a pid check on
-    every increment: about 3% of the server's CPU per request under the load benchmark.
+    every increment: under the load benchmark, prometheus-client's share of the server's
+    Python samples (py-spy) fell from 3.8% to 2.0% without them.
     """
     # A single-process uvicorn re-raises SIGTERM after its graceful shutdown; as an
     # exception rather than the default handler's death, it lets the clean-up below run.
