@@ -1,5 +1,6 @@
 """The Starlette application: one optimizer Application per process, built in the lifespan."""
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from api.http import audit_routes, dashboard, metrics, metrics_routes, openapi, zeus_routes
 from api.http.auth import BearerTokenAuth
+from api.http.body_deadlines import BodyDeadlines
 from api.http.errors import EXCEPTION_HANDLERS, message
 from api.http.view_cache import RenderedViews
 from application.audit import JobAudit
@@ -73,9 +75,14 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         app.state.read_limiter = CapacityLimiter(settings.read_threads)
         app.state.reanalysis_slots = threading.Semaphore(settings.max_reanalyses)
         app.state.rendered_views = RenderedViews()
+        app.state.body_deadlines = BodyDeadlines()
+        watchdog = asyncio.create_task(app.state.body_deadlines.watch())
         try:
             yield
         finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
             if optimizer is None:
                 app.state.optimizer.close()
 
