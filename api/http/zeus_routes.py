@@ -2,6 +2,7 @@
 
 from typing import Any, Awaitable, Callable, Mapping
 
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,14 +24,16 @@ def body_limit(request: Request) -> int:
     return request.app.state.settings.max_body_bytes
 
 
-def request_key(request: Request, scope: str, body: Mapping[str, Any]) -> RequestKey | None:
-    """The request's ``Idempotency-Key`` header, if any, bound to this job, route and body."""
+def request_key(request: Request, scope: str, body: BaseModel | Mapping[str, Any]) -> RequestKey | None:
+    """The request's ``Idempotency-Key`` header, if any, bound to this job, route and body
+    (a parsed body is dumped only when there is a key: most requests carry none)."""
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
     if not key or len(key) > MAX_KEY_LENGTH:
         raise RequestError(422, f"Invalid request: header.Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
-    return RequestKey.of(scope, f"{request.method} {request.url.path}", key, body)
+    fields = body.model_dump() if isinstance(body, BaseModel) else body
+    return RequestKey.of(scope, f"{request.method} {request.url.path}", key, fields)
 
 
 async def register_job(request: Request) -> Response:
@@ -50,14 +53,14 @@ async def predict(request: Request) -> Response:
 
 async def report(request: Request) -> Response:
     result = await parse_body(request, TrainingResult, body_limit(request))
-    key = request_key(request, result.job_id, result.model_dump())
+    key = request_key(request, result.job_id, result)
     answer = await run_in_threadpool(optimizer(request).report, result.job_id, result.epoch_report(), key)
     return JSONResponse(answer)
 
 
 async def end_trial(request: Request) -> Response:
     trial = await parse_body(request, TrialId, body_limit(request))
-    key = request_key(request, trial.job_id, trial.model_dump())
+    key = request_key(request, trial.job_id, trial)
     try:
         status = await run_in_threadpool(
             optimizer(request).end_trial, trial.job_id, trial.trial_number, trial.batch_size, key
