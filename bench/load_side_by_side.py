@@ -3,8 +3,8 @@
     git worktree add /tmp/before d622bb2
     python -m bench.load_side_by_side /tmp/before . --iterations 3
 
-Each iteration runs ``python -m bench.load`` (its own server on SQLite, its own load
-client) in both directories at once for ``--seconds``, so that both meet the same
+Each iteration runs ``python -m bench.load`` (its own server on its own store, SQLite by
+default, and its own load client) in both directories at once for ``--seconds``, so that both meet the same
 moment of a shared machine: one after the other, runs here drift by 10-15%, while
 side by side the ratio of the two moves by a few percent. The bench modules of this
 checkout are copied over the other's first, so both are measured the same way.
@@ -33,18 +33,25 @@ def main() -> None:
     parser.add_argument("second", type=Path, help="another checkout (compared with the first)")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=25.0, help="load time per iteration (default 25)")
+    parser.add_argument(
+        "--database", choices=["sqlite", "postgres"], default="sqlite",
+        help="each side's store: a fresh SQLite file or its own throw-away PostgreSQL (default sqlite)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="bso serve worker processes per side (default 1)")
     args = parser.parse_args()
     checkouts = [args.first.resolve(), args.second.resolve()]
     for checkout in checkouts:
         if checkout != HERE.parent:
             for name in SHARED_MODULES:
                 shutil.copy(HERE / name, checkout / "bench" / name)
-    iterations = [run_both(checkouts, args.seconds) for _ in range(max(1, args.iterations))]
+    iterations = [run_both(checkouts, args) for _ in range(max(1, args.iterations))]
     print_json(
         {
             "benchmark": "load_side_by_side",
             "first": str(checkouts[0]),
             "second": str(checkouts[1]),
+            "database": args.database,
+            "workers": args.workers,
             "iterations": iterations,
             "median_throughput_ratio": median_ratio(iterations, "throughput_rps"),
             "median_server_cpu_per_request_ratio": median_ratio(iterations, "server_cpu_ms_per_request"),
@@ -53,9 +60,12 @@ def main() -> None:
     )
 
 
-def run_both(checkouts: list[Path], seconds: float) -> list[dict[str, Any]]:
+def run_both(checkouts: list[Path], args: argparse.Namespace) -> list[dict[str, Any]]:
     # Enough jobs that neither side runs out of work before the time is up.
-    command = [sys.executable, "-m", "bench.load", "--database", "sqlite", "--jobs", "400", "--time-limit", str(seconds)]
+    command = [
+        sys.executable, "-m", "bench.load", "--database", args.database, "--workers", str(args.workers),
+        "--jobs", "400", "--time-limit", str(args.seconds),
+    ]
     runs = [subprocess.Popen(command, cwd=checkout, stdout=subprocess.PIPE, text=True) for checkout in checkouts]
     results = []
     for run in runs:

@@ -79,6 +79,13 @@ APPEND_SECONDS = Histogram(
 REANALYSES = Counter("bso_reanalyses", "Reanalyses run over HTTP (POST /v1/jobs/{job_id}/reanalysis)", registry=_REGISTRY)
 
 _KINDS = {TrialKind.EXPLORATION: "exploration", TrialKind.CONCURRENT: "concurrent", TrialKind.BANDIT: "bandit"}
+# Each label's children, made once: labels() takes a lock and checks its values on every call.
+_DISPATCHED = {kind: TRIALS_DISPATCHED.labels(name) for kind, name in _KINDS.items()}
+_OTHER_KIND = TRIALS_DISPATCHED.labels("other")
+_FINISHED = {
+    outcome: TRIALS_FINISHED.labels(outcome)
+    for outcome in ("converged", "cost_bound", "not_converged", "ended", "expired")
+}
 _STAGES = {Stage.PRUNING: "pruning", Stage.LOCAL_SEARCH: "local_search", Stage.BANDIT: "bandit"}
 
 
@@ -124,13 +131,13 @@ def _raise_max_retries(retries: int) -> None:
 
 def _count_event(event: object) -> None:
     if isinstance(event, Job.TrialDispatched):
-        TRIALS_DISPATCHED.labels(_KINDS.get(event.kind, "other")).inc()
+        _DISPATCHED.get(event.kind, _OTHER_KIND).inc()
     elif isinstance(event, Job.TrialReported):
-        TRIALS_FINISHED.labels(trial_outcome(event)).inc()
+        _FINISHED[trial_outcome(event)].inc()
     elif isinstance(event, Job.TrialEnded):
-        TRIALS_FINISHED.labels("ended").inc()
+        _FINISHED["ended"].inc()
     elif isinstance(event, Job.TrialExpired):
-        TRIALS_FINISHED.labels("expired").inc()
+        _FINISHED["expired"].inc()
 
 
 def trial_outcome(event: Job.TrialReported) -> str:
