@@ -1,6 +1,7 @@
 """The service layer, run against every event store (memory, SQLite, PostgreSQL)."""
 
 import threading
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -151,3 +152,25 @@ def test_a_job_deleted_and_registered_again_elsewhere_is_seen_here(shared_databa
     finally:
         here.close()
         elsewhere.close()
+
+
+def test_the_cache_fast_forwards_whatever_the_environment_says(tmp_path: Path) -> None:
+    # With fast-forward off, each process decides on its own stale copy of the job, and
+    # save relies on fast-forward to keep the cache current.
+    env = {
+        **persistence_env(f"sqlite:///{tmp_path / 'shared.db'}"),
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+        "BSO_DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+    first, second, third = (BatchSizeOptimizer(env=env) for _ in range(3))
+    try:
+        first.register_job(job_spec(job_id="test-shared"))
+        batch_sizes = [app.predict("test-shared")["batch_size"] for app in (first, second, first, second, first)]
+        truth = third.live_job("test-shared")  # read from the store alone
+        for app in (first, second):
+            seen = app.live_job("test-shared")
+            assert (seen.version, seen.trial_statuses()) == (truth.version, truth.trial_statuses())
+        assert [int(size) for size in truth.trial_batch_sizes] == batch_sizes
+    finally:
+        for app in (first, second, third):
+            app.close()
