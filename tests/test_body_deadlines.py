@@ -8,16 +8,12 @@ from api.http.body_deadlines import CHECK_SECONDS, BodyDeadlines
 
 
 async def read(deadlines: BodyDeadlines, timeout: float, takes: float) -> str:
-    """A body read that takes ``takes`` seconds, the way parse_body guards one."""
-    task = deadlines.begin(timeout)
+    """A body read that takes ``takes`` seconds, guarded as parse_body guards one."""
     try:
-        await asyncio.sleep(takes)
-    except asyncio.CancelledError:
-        if not deadlines.overdue(task):
-            raise
+        async with deadlines.within(timeout):
+            await asyncio.sleep(takes)
+    except TimeoutError:
         return "timed out"
-    finally:
-        deadlines.end(task)
     return "read"
 
 

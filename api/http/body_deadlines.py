@@ -10,6 +10,7 @@ its timeout and ``CHECK_SECONDS`` later.
 """
 
 import asyncio
+from types import TracebackType
 from typing import Any
 
 CHECK_SECONDS = 0.5
@@ -20,27 +21,12 @@ Task = asyncio.Task[Any]
 class BodyDeadlines:
     def __init__(self) -> None:
         self._deadlines: dict[Task, float] = {}
-        self._overdue: set[Task] = set()
+        self._overdue: set[Task] = set()  # cancelled by the watchdog, not yet told
 
-    def begin(self, seconds: float) -> Task:
-        """The current task starts reading a body that must arrive within ``seconds``."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._deadlines[task] = asyncio.get_running_loop().time() + seconds
-        return task
-
-    def overdue(self, task: Task) -> bool:
-        """Whether the CancelledError ``task`` just met is the watchdog's; if so it is
-        taken back, so that the task can answer (a 408) instead of being cancelled."""
-        if task in self._overdue:
-            task.uncancel()
-            return True
-        return False
-
-    def end(self, task: Task) -> None:
-        """The read is over, whatever its outcome: no cancellation can follow it."""
-        self._deadlines.pop(task, None)
-        self._overdue.discard(task)
+    def within(self, seconds: float) -> "_Deadline":
+        """``async with deadlines.within(s):`` raises TimeoutError if its body outlives
+        ``s`` seconds, as ``asyncio.timeout(s)`` would."""
+        return _Deadline(self, seconds)
 
     async def watch(self) -> None:
         """Cancel overdue reads, forever (the app's lifespan cancels this task)."""
@@ -49,6 +35,32 @@ class BodyDeadlines:
             await asyncio.sleep(CHECK_SECONDS)
             now = loop.time()
             for task, deadline in list(self._deadlines.items()):
-                if deadline <= now and task not in self._overdue:
+                if deadline <= now:
+                    del self._deadlines[task]
                     self._overdue.add(task)
                     task.cancel()
+
+
+class _Deadline:
+    __slots__ = ("_deadlines", "_seconds", "_task")
+
+    def __init__(self, deadlines: BodyDeadlines, seconds: float) -> None:
+        self._deadlines = deadlines
+        self._seconds = seconds
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._deadlines._deadlines[task] = asyncio.get_running_loop().time() + self._seconds
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        deadlines, task = self._deadlines, self._task
+        deadlines._deadlines.pop(task, None)
+        if task in deadlines._overdue:
+            deadlines._overdue.discard(task)
+            if kind is asyncio.CancelledError:  # the watchdog's cancellation: take it back
+                task.uncancel()
+                raise TimeoutError from None

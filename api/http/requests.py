@@ -1,6 +1,5 @@
 """Reading request bodies and query parameters the way Zeus's client sends them."""
 
-import asyncio
 import json
 from typing import Any, TypeVar
 
@@ -18,22 +17,18 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise RequestError(413, f"Request body is larger than {max_bytes} bytes")
     timeout = request.app.state.settings.body_timeout_seconds
-    deadlines = request.app.state.body_deadlines
     raw = bytearray()
-    task = deadlines.begin(timeout)
+    # A client that stops sending half-way must not hold its connection (and this task) forever.
     try:
-        async for chunk in request.stream():
-            raw.extend(chunk)
-            if len(raw) > max_bytes:
-                raise RequestError(413, f"Request body is larger than {max_bytes} bytes")
-    except asyncio.CancelledError:
-        if not deadlines.overdue(task):
-            raise
+        async with request.app.state.body_deadlines.within(timeout):
+            async for chunk in request.stream():
+                raw.extend(chunk)
+                if len(raw) > max_bytes:
+                    raise RequestError(413, f"Request body is larger than {max_bytes} bytes")
+    except TimeoutError:
         raise RequestError(
             408, f"Request body not received within {timeout:g} seconds", headers={"Connection": "close"}
         ) from None
-    finally:
-        deadlines.end(task)
     if not raw.strip():
         return validate(model, {})  # no body: every field takes its default or is reported missing
     try:
