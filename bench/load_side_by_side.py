@@ -3,10 +3,10 @@
     git worktree add /tmp/before d622bb2
     python -m bench.load_side_by_side /tmp/before . --iterations 3
 
-Each iteration runs ``python -m bench.load`` (its own server on its own store, SQLite by
-default, and its own load client) in both directories at once for ``--seconds``, so that both meet the same
-moment of a shared machine: one after the other, runs here drift by 10-15%, while
-side by side the ratio of the two moves by a few percent. The bench modules of this
+Each iteration runs ``python -m bench.load`` (its own server on its own store, SQLite
+by default, and its own load client) in both directories at once for ``--seconds``,
+so that both meet the same moment of a shared machine: one after the other, runs here
+drift by 10-15%, while side by side the ratio of the two moves by a few percent. The bench modules of this
 checkout are copied over the other's first, so both are measured the same way.
 Prints each iteration's throughput and server CPU per request, and the medians of
 the ratios (second / first).

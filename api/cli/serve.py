@@ -120,13 +120,13 @@ def _metrics_directory(workers: int) -> Iterator[None]:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     inherited = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     path = tempfile.mkdtemp(prefix="bso-metrics-") if workers > 1 else None
-    if path is not None:
+    if path:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     try:
         yield
     finally:
-        if path is not None:
-            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if path:
             shutil.rmtree(path, ignore_errors=True)
         if inherited is not None:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = inherited
