@@ -26,11 +26,10 @@ from eventsourcing.domain import DomainEventProtocol
 
 from application.catalog import REGISTERED_TOPIC, JobCatalog
 from application.service import BatchSizeOptimizer
-from domain import lsts
 from domain.bandit import current_arm_record
+from domain.bounds import STOPPED_IN_A_ROW_WARNING
 from domain.enums import Stage, StopReason, TrialStatus
 from domain.job import Job
-from domain.pruning import pruning_progress
 from domain.spec import JobSpec
 
 Progress = Callable[[int, int], None]
@@ -60,9 +59,8 @@ def primitives(value: Any) -> Any:
 
 def state_view(job: Job) -> dict[str, Any]:
     """The job as a client of the audit API sees it; same shape now and in the past."""
-    progress = pruning_progress(
-        job.batch_sizes, job.spec.default_batch_size, job.spec.num_pruning_rounds, job.exploration_history()
-    )
+    # Each policy fills in its own part: Zeus's pruning, LSTS's state; arms in one shape for both.
+    described = {"pruning": None, "lsts": None, **job.policy.describe(job.policy_state, job)}
     return primitives(
         {
             "job_id": job.job_id,
@@ -80,31 +78,46 @@ def state_view(job: Job) -> dict[str, Any]:
             "min_cost": job.min_cost,
             "min_cost_batch_size": job.min_cost_batch_size if job.min_cost is not None else None,
             "trials": job.trial_tally(),
-            "pruning": {
-                **pruning_rounds(progress.round_number, job.spec.num_pruning_rounds),
-                "survivors": progress.candidates,
-                "default_batch_size": progress.default_batch_size,
-            }
-            if job.lsts is None
-            else None,
-            "arms": [arm.to_record() for arm in job.arm_list()]
-            if job.lsts is None
-            else lsts.arm_beliefs(job.lsts, job.spec.lsts_knobs()),
-            "lsts": job.lsts,  # LSTS's own state (walk, observations, arms); None for Zeus jobs
+            "early_stop": early_stop_view(job),
+            "pruning": described["pruning"],
+            "arms": described["arms"],
+            "lsts": described["lsts"],
         }
     )
+
+
+def early_stop_view(job: Job) -> dict[str, Any]:
+    """The cost bound a trial dispatched now would get, how it comes about, and whether trials
+    stopped by it in a row suggest it has fallen behind the job's costs."""
+    basis, escalation = job.next_bound()
+    spec, in_a_row = job.spec, job.stopped_in_a_row
+    warning = None
+    if in_a_row >= STOPPED_IN_A_ROW_WARNING:
+        warning = (
+            f"{in_a_row} trials in a row were stopped by the cost bound: if this job's costs are growing, "
+            "the bound has fallen behind them"
+            + ("" if spec.stop_window and spec.bound_escalation else " (stop_window and bound_escalation guard against it)")
+        )
+    return {
+        "bound": basis.value(escalation),
+        "factor": basis.factor,
+        "factor_name": basis.factor_name,
+        "reference": basis.reference,
+        "reference_name": basis.reference_name,
+        "escalation": escalation,
+        "judged": "at_dispatch" if job.policy.bounds_fixed_at_dispatch else "at_each_report",
+        "stop_window": spec.stop_window,
+        "bound_escalation": spec.bound_escalation,
+        "predictive_stop": spec.predictive_stop,
+        "stopped_in_a_row": in_a_row,
+        "warning": warning,
+    }
 
 
 def best_arm(arms: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The observed arm with the highest posterior mean reward (lowest mean cost), if any."""
     observed = [arm for arm in arms if arm["num_observations"] > 0]
     return max(observed, key=lambda arm: arm["mean"], default=None)
-
-
-def pruning_rounds(rounds_done: int, num_rounds: int) -> dict[str, Any]:
-    """Rounds counted from 1, as people count: ``round`` is the one in progress (None when done)."""
-    done = rounds_done >= num_rounds
-    return {"round": None if done else rounds_done + 1, "num_rounds": num_rounds, "rounds_done": rounds_done, "done": done}
 
 
 def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, Any]:

@@ -9,24 +9,28 @@ commit order (PostgreSQL under a table lock, SQLite by its single writer), so
 nothing committed below the last position read can appear later.
 
 It follows stage changes and deletions the same way, so ``/metrics`` can count
-jobs by stage from the log without loading a single job.
+jobs by stage from the log without loading a single job; and, for ``/metrics``
+alone (listings never pay for it), each job's final reports, to count the jobs
+whose recent trials were stopped by the cost bound in a row.
 """
 
 import bisect
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 from uuid import UUID
 
+from domain.bounds import STOPPED_IN_A_ROW_WARNING
 from domain.enums import Stage
 from domain.job import Job
-from domain.spec import LSTS
+from domain.policies import policy_named
 
 if TYPE_CHECKING:
     from application.service import BatchSizeOptimizer
 
 REGISTERED_TOPIC = Job.Registered.TOPIC
+REPORTED_TOPIC = Job.TrialReported.TOPIC
 # Besides registrations, the catalog follows what moves a job between stages.
 _FOLLOWED_TOPICS = [REGISTERED_TOPIC, Job.StageAdvancedToMAB.TOPIC, Job.PolicyObserved.TOPIC, Job.Deleted.TOPIC]
 DELETED = "deleted"
@@ -49,6 +53,9 @@ class JobCatalog:
         self._stages: dict[UUID, str] = {}  # a Stage, or DELETED
         self._read_up_to = 0
         self._lock = threading.Lock()
+        self._stopped_in_a_row: dict[UUID, int] = {}  # jobs with any, as of their latest final report
+        self._reports_read_up_to = 0
+        self._reports_lock = threading.Lock()
 
     def page(self, prefix: str, after: int, limit: int) -> tuple[list[CatalogEntry], bool]:
         """Registrations after the cursor ``after`` whose job id starts with ``prefix``.
@@ -75,30 +82,45 @@ class JobCatalog:
                 counts[stage] += 1
             return counts
 
+    def count_stopped_in_a_row(self) -> int:
+        """Live jobs whose last STOPPED_IN_A_ROW_WARNING or more trials were stopped by the bound."""
+        self._catch_up()
+        with self._reports_lock:
+            self._reports_read_up_to = self._read(self._reports_read_up_to, [REPORTED_TOPIC], self._follow_report)
+            with self._lock:
+                return sum(
+                    1
+                    for job_uuid, count in self._stopped_in_a_row.items()
+                    if count >= STOPPED_IN_A_ROW_WARNING and self._stages.get(job_uuid) != DELETED
+                )
+
     def _catch_up(self) -> None:
         with self._lock:
-            recorder = self._app.recorder
-            newest = recorder.max_notification_id() or 0
-            while self._read_up_to < newest:
-                notifications = recorder.select_notifications(
-                    self._read_up_to,
-                    _PAGE,
-                    stop=newest,
-                    topics=_FOLLOWED_TOPICS,
-                    inclusive_of_start=False,
-                )
-                for notification in notifications:
-                    self._follow(notification.id, self._app.mapper.to_domain_event(notification))
-                if len(notifications) < _PAGE:
-                    self._read_up_to = newest
-                else:
-                    self._read_up_to = notifications[-1].id
+            self._read_up_to = self._read(self._read_up_to, _FOLLOWED_TOPICS, self._follow)
+
+    def _read(self, done: int, topics: list[str], follow: Callable[[int, Any], None]) -> int:
+        """Follow the events of ``topics`` stored after position ``done``; the new position."""
+        recorder = self._app.recorder
+        newest = recorder.max_notification_id() or 0
+        while done < newest:
+            notifications = recorder.select_notifications(
+                done, _PAGE, stop=newest, topics=topics, inclusive_of_start=False
+            )
+            for notification in notifications:
+                follow(notification.id, self._app.mapper.to_domain_event(notification))
+            done = newest if len(notifications) < _PAGE else notifications[-1].id
+        return done
+
+    def _follow_report(self, position: int, event: Any) -> None:
+        if event.stopped_in_a_row is not None:  # events older than the count leave it as it was
+            self._stopped_in_a_row[event.originator_id] = event.stopped_in_a_row
 
     def _follow(self, position: int, event: object) -> None:
         if isinstance(event, Job.Registered):
             self._entries.append(CatalogEntry(position, event.job_id, event.originator_id, event.timestamp))
             self._positions.append(position)
-            self._stages[event.originator_id] = Stage.LOCAL_SEARCH if event.spec.policy == LSTS else Stage.PRUNING
+            policy = policy_named(event.spec.policy)
+            self._stages[event.originator_id] = policy.stage(policy.initial_state(event.spec))
         elif isinstance(event, Job.StageAdvancedToMAB):
             self._stages[event.originator_id] = Stage.BANDIT
         elif isinstance(event, Job.PolicyObserved) and event.observation.get("enter_bandit"):

@@ -309,6 +309,6 @@ def _summary(trials: list[dict[str, Any]], replay: _Replay) -> dict[str, Any]:
             "stage": job.stage,
             "min_cost": job.min_cost,
             "min_cost_batch_size": job.min_cost_batch_size if job.min_cost is not None else None,
-            "arms": [arm.to_record() for arm in job.arm_list()],
+            "arms": job.policy.describe(job.policy_state, job)["arms"],
         },
     }

@@ -30,5 +30,6 @@ class StopReason(StrEnum):
     REACHED_TARGET = "reached_target"
     MAX_EPOCHS = "max_epochs"
     COST_BOUND = "cost_bound"
+    PREDICTED_COST_BOUND = "predicted_cost_bound"  # predictive stop: bound to pass it (domain/bounds.py)
     ENDED = "ended"
     EXPIRED = "expired"

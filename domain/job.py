@@ -1,8 +1,12 @@
 """The Job aggregate: one recurring training job and every trial it handed out.
 
-Event ``apply`` methods only assign what the event says; every decision (which
-batch size, the random draws, the cost bound, the new minimum cost, an arm's
-refit) is made by a command method and carried in the event.
+The job holds the trials, records the events and applies the stop rule with its guards
+(domain/bounds.py); which batch size a trial gets is its policy's decision
+(domain/policy.py), and the job knows its policy only through that protocol.
+
+Event ``apply`` methods only assign what the event says (and keep the bookkeeping that
+follows from it); every decision (which batch size, the random draws, the cost bound, the
+new minimum cost, an arm's refit) is made by a command method and carried in the event.
 
 State is kept small and flat so that a job with 10,000 trials is as cheap to
 copy out of the cache as a new one: per-trial facts live in chunked arrays of numbers,
@@ -10,45 +14,34 @@ and the rest is bounded by the number of batch sizes and of trials in flight.
 """
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 from uuid import UUID
 
-import numpy as np
 from eventsourcing.domain import Aggregate
 
-from domain.bandit import Arm, choose_arm, current_arm_record, fit_arm
+from domain import lsts
+from domain.bandit import current_arm_record
+from domain.bounds import BoundBasis, escalation_scale
 from domain.chunked_array import ChunkedArray
 from domain.enums import Stage, StopReason, TrialKind, TrialStatus
 from domain.errors import BadOperationError, TrialAbandonedError, UnknownTrialError
-from domain.pruning import (
-    AwaitExploration,
-    Exploration,
-    ExploreBatchSize,
-    PruningComplete,
-    next_pruning_step,
-)
-from domain.randomness import generator_state, restore_generator, seeded_generator_state
+from domain.policies import policy_named
+from domain.policy import Abandoned, Advanced, Dispatched, Finished, Observed, Policy, StageAdvance
+from domain.randomness import seeded_generator_state
 from domain.reporting import (
+    NO_BOUND,
     CostBound,
     EpochReport,
     StopRule,
     already_reported_message,
+    cost_bound,
     judge_epoch,
-    run_cost_bound,
-    zeus_cost_bound,
 )
-from domain import lsts
-from domain.spec import LSTS, POLICY_VERSIONS, JobSpec
-
-
-
-# LSTS's names for the kinds of run, and the trial kinds the job records for them.
-_LSTS_KINDS = {lsts.EXPLORATION: TrialKind.EXPLORATION, lsts.CONCURRENT: TrialKind.CONCURRENT, lsts.BANDIT_RUN: TrialKind.BANDIT}
-_LSTS_KIND_OF = {kind: name for name, kind in _LSTS_KINDS.items()}
+from domain.spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -65,23 +58,6 @@ class ReportAnswer:
     message: str
 
 
-# Attributes holding only immutable items, copied shallowly (see Job.__deepcopy__).
-def _same(value: Any) -> Any:
-    return value
-
-
-def _list(value: list[Any]) -> list[Any]:
-    return list(value)
-
-
-def _dict(value: dict[str, Any]) -> dict[str, Any]:
-    return dict(value)
-
-
-def _dict_of_lists(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    return {key: list(items) for key, items in value.items()}
-
-
 def reward_array(items: Iterable[float] = ()) -> ChunkedArray:
     return ChunkedArray("d", items)
 
@@ -90,11 +66,13 @@ def number_array(items: Iterable[int] = ()) -> ChunkedArray:
     return ChunkedArray("q", items)
 
 
-# A trial's status and, once its final report is in, whether it converged: one byte per
-# trial in Job.trial_outcomes.
-_DISPATCHED, _CONVERGED, _NOT_CONVERGED, _FAILED = 0, 1, 2, 3
-_STATUS_OF = (TrialStatus.DISPATCHED, TrialStatus.SUCCEEDED, TrialStatus.SUCCEEDED, TrialStatus.FAILED)
-_CONVERGED_OF = (None, True, False, None)
+# A trial's status and, once its final report is in, how it ended: one byte per trial in
+# Job.trial_outcomes. Trials stopped by the cost bound have their own code (from Job
+# version 5 on) because the bound's escalation counts them.
+_DISPATCHED, _CONVERGED, _NOT_CONVERGED, _FAILED, _STOPPED_BY_BOUND = 0, 1, 2, 3, 4
+_STATUS_OF = (TrialStatus.DISPATCHED, TrialStatus.SUCCEEDED, TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.SUCCEEDED)
+_CONVERGED_OF = (None, True, False, None, False)
+_BOUND_STOPS = (StopReason.COST_BOUND, StopReason.PREDICTED_COST_BOUND)
 
 
 def _outcome(status: str, converged: bool | None) -> int:
@@ -107,6 +85,14 @@ def outcome_array(items: Iterable[int] = ()) -> ChunkedArray:
     return ChunkedArray("b", items)
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _list(value: list[Any]) -> list[Any]:
+    return list(value)
+
+
 def _dict_of_arrays(value: dict[str, ChunkedArray]) -> dict[str, ChunkedArray]:
     return {key: items.copy() for key, items in value.items()}
 
@@ -115,51 +101,34 @@ def _dict_of_dicts(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
     return {key: dict(item) for key, item in value.items()}
 
 
-def _dict_of_lists_of_dicts(value: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    return {key: [dict(item) for item in items] for key, items in value.items()}
-
-
-def _lsts_state(value: "lsts.LstsState | None") -> "lsts.LstsState | None":
-    """Its steps are replaced whole, its lists and dicts changed in place."""
-    if value is None:
-        return None
-    copy = dict(value)
-    copy["log_costs"] = _dict_of_lists(value["log_costs"])
-    copy["cheapest"] = dict(value["cheapest"])
-    copy["failures"] = dict(value["failures"])
-    copy["explored"] = list(value["explored"])
-    copy["arms"] = list(value["arms"])
-    return copy  # type: ignore[return-value]
-
-
 # How deep Job.__deepcopy__ copies each attribute: exactly as deep as the event
 # mutators change it in place. Values only ever replaced whole (the spec, the
-# generator state, each arm) are shared; an attribute missing here is deep-copied.
+# generator state) are shared; the policy's state is copied by its policy; an
+# attribute missing here is deep-copied.
 _COPY_DEPTH = {
     "spec": _same,
     "generator_state": _same,
     "trial_batch_sizes": ChunkedArray.copy,
     "trial_outcomes": ChunkedArray.copy,
-    "open_trials": _dict,
-    "arms": _dict,
-    "explorations": _dict_of_lists_of_dicts,
+    "open_trials": _dict_of_dicts,
     "rewards": _dict_of_arrays,
     "reward_trials": _dict_of_arrays,
-    "lsts": _lsts_state,
-    "lsts_runs": _dict_of_dicts,
     "_pending_events": _list,
 }
 _IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
+# LSTS's names for the kinds of run, to read the open runs of version-4 snapshots.
+_LSTS_KINDS = {lsts.EXPLORATION: TrialKind.EXPLORATION, lsts.CONCURRENT: TrialKind.CONCURRENT, lsts.BANDIT_RUN: TrialKind.BANDIT}
 
 
 class Job(Aggregate):
-    """Version 4 keeps every per-trial fact in chunked arrays of machine numbers; snapshots
-    of version 3 kept reward histories in plain arrays and trial sizes, statuses and
-    convergence in lists, those of version 2 reward histories in lists too, and those of
-    version 1 also held a dict spec and ran Zeus's policy."""
+    """Version 5 keeps the policy's state in one attribute (``policy_state``), each open trial's
+    bound and last cost with it (``open_trials``), and the stop rule's bookkeeping; version 4
+    kept Zeus's and LSTS's state in attributes of their own, version 3 kept reward histories in
+    plain arrays and trial sizes, statuses and convergence in lists, version 2 reward histories
+    in lists too, and version 1 also held a dict spec and ran Zeus's policy."""
 
     TOPIC = "bso.Job"
-    class_version = 4
+    class_version = 5
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -178,6 +147,34 @@ class Job(Aggregate):
         state["trial_batch_sizes"] = number_array(state["trial_batch_sizes"])
         statuses, converged = state.pop("trial_statuses"), state.pop("trial_converged")
         state["trial_outcomes"] = outcome_array(map(_outcome, statuses, converged))
+
+    @staticmethod
+    def upcast_v4_v5(state: dict[str, Any]) -> None:
+        """Version-4 snapshots did not tell trials stopped by the bound from other unconverged
+        ones: the count in a row starts again from 0 (only views read it: those jobs ran
+        without escalation), and the fewest epochs is unknown (they ran without prediction)."""
+        stage, explorations, arms = state.pop("stage"), state.pop("explorations"), state.pop("arms")
+        lsts_state, lsts_runs = state.pop("lsts"), state.pop("lsts_runs")
+        if lsts_state is None:
+            state["policy_state"] = {"stage": stage, "explorations": explorations, "arms": arms}
+        else:
+            state["policy_state"] = lsts_state
+        explored = {record["trial"] for records in explorations.values() for record in records}
+        open_trials = {}
+        for number, heard in state["open_trials"].items():
+            run = lsts_runs.get(number)
+            if run is not None:
+                kind = _LSTS_KINDS[run["kind"]]
+            elif int(number) in explored:
+                kind = TrialKind.EXPLORATION
+            else:
+                kind = TrialKind.BANDIT if stage == Stage.BANDIT else TrialKind.CONCURRENT
+            bound, cost = (None, None) if run is None else (run["bound"], run["cost"])
+            open_trials[number] = {"heard": heard, "kind": kind, "bound": bound, "scale": 1.0, "cost": cost}
+        state["open_trials"] = open_trials
+        outcomes = state["trial_outcomes"]
+        converged = [number for number in range(len(outcomes), 0, -1) if outcomes[number - 1] == _CONVERGED]
+        state.update(stopped_in_a_row=0, last_converged_trial=converged[0] if converged else 0, fewest_epochs=None)
 
     class Registered(Aggregate.Created):
         """Version 2 added ``policy_version`` (version-1 registrations ran policy 1);
@@ -217,15 +214,15 @@ class Job(Aggregate):
             state["arms"] = [current_arm_record(arm) for arm in state["arms"]]
 
         def apply(self, job: "Job") -> None:
-            job.stage = Stage.BANDIT
-            job.arms = {str(arm["batch_size"]): dict(arm) for arm in self.arms}
+            job._tell(Advanced(StageAdvance(list(self.survivors), [dict(arm) for arm in self.arms])))
 
     class TrialDispatched(Aggregate.Event):
         """Version 2 added what an LSTS dispatch decides: the run's cost bound and the
-        exploration step it starts (None for Zeus jobs, and in version-1 events)."""
+        exploration step it starts (None for Zeus jobs, and in version-1 events); version 3
+        the escalation of the trial's bound (1 in older events)."""
 
         TOPIC = "bso.Job.TrialDispatched"
-        class_version = 2
+        class_version = 3
         number: int
         batch_size: int
         kind: TrialKind
@@ -233,26 +230,30 @@ class Job(Aggregate):
         generator_state: dict[str, Any] | None
         cost_bound: float | None
         step: dict[str, Any] | None
+        bound_scale: float
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["cost_bound"] = None
             state["step"] = None
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["bound_scale"] = 1.0
+
         def apply(self, job: "Job") -> None:
             job.trial_batch_sizes.append(self.batch_size)
             job.trial_outcomes.append(_DISPATCHED)
-            job.open_trials[str(self.number)] = self.timestamp.timestamp()
-            if job.lsts is not None:
-                kind = _LSTS_KIND_OF[self.kind]
-                job.lsts_runs[str(self.number)] = {"kind": kind, "bound": self.cost_bound, "cost": None}
-                lsts.start_step(job.lsts, self.step)
-            elif self.kind == TrialKind.EXPLORATION:
-                job.explorations.setdefault(str(self.batch_size), []).append(
-                    {"trial": self.number, "converged": None, "cost": None}
-                )
+            job.open_trials[str(self.number)] = {
+                "heard": self.timestamp.timestamp(),
+                "kind": self.kind,
+                "bound": self.cost_bound,
+                "scale": self.bound_scale,
+                "cost": None,
+            }
             if self.generator_state is not None:
                 job.generator_state = dict(self.generator_state)
+            job._tell(Dispatched(self.number, self.batch_size, self.kind, self.step))
 
     class TrialProgressReported(Aggregate.Event):
         TOPIC = "bso.Job.TrialProgressReported"
@@ -264,15 +265,15 @@ class Job(Aggregate):
         cost: float
 
         def apply(self, job: "Job") -> None:
-            job.open_trials[str(self.number)] = self.timestamp.timestamp()
-            if job.lsts is not None:
-                job.lsts_runs[str(self.number)]["cost"] = self.cost
+            job.open_trials[str(self.number)].update(heard=self.timestamp.timestamp(), cost=self.cost)
 
     class TrialReported(Aggregate.Event):
-        """Version 2 records an infinite precision as null with a flag, not as "inf"."""
+        """Version 2 records an infinite precision as null with a flag, not as "inf"; version 3
+        the trials stopped by the bound in a row after this one (None in older events: the
+        count is left as it was)."""
 
         TOPIC = "bso.Job.TrialReported"
-        class_version = 2
+        class_version = 3
         number: int
         batch_size: int
         epoch: int
@@ -285,18 +286,26 @@ class Job(Aggregate):
         message: str
         min_cost_lowered: bool
         arm: dict[str, Any] | None
+        stopped_in_a_row: int | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             if state["arm"] is not None:
                 state["arm"] = current_arm_record(state["arm"])
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["stopped_in_a_row"] = None
+
         def apply(self, job: "Job") -> None:
-            job.trial_outcomes[self.number - 1] = _CONVERGED if self.converged else _NOT_CONVERGED
+            stopped_by_bound = self.reason in _BOUND_STOPS
+            outcome = _CONVERGED if self.converged else _STOPPED_BY_BOUND if stopped_by_bound else _NOT_CONVERGED
+            job.trial_outcomes[self.number - 1] = outcome
+            if self.stopped_in_a_row is not None:
+                job.stopped_in_a_row = self.stopped_in_a_row
+            if self.converged:
+                job.last_converged_trial = max(job.last_converged_trial, self.number)
             job.open_trials.pop(str(self.number), None)
-            for exploration in job.explorations.get(str(self.batch_size), []):
-                if exploration["trial"] == self.number:
-                    exploration.update(converged=self.converged, cost=self.cost)
             numbers = job.reward_trials.setdefault(str(self.batch_size), number_array())
             rewards = job.rewards.setdefault(str(self.batch_size), reward_array())
             position = bisect_right(numbers, self.number)  # reports may finish out of order
@@ -305,8 +314,9 @@ class Job(Aggregate):
             if self.min_cost_lowered:
                 job.min_cost = self.cost
                 job.min_cost_batch_size = self.batch_size
-            if self.arm is not None:
-                job.arms[str(self.batch_size)] = dict(self.arm)
+            if self.converged and (job.fewest_epochs is None or self.epoch < job.fewest_epochs):
+                job.fewest_epochs = self.epoch
+            job._tell(Finished(self.number, self.batch_size, self.converged, self.cost, self.arm))
 
     class TrialEnded(Aggregate.Event):
         """The trainer gave the trial up (PATCH /trials) before its final report."""
@@ -329,20 +339,15 @@ class Job(Aggregate):
             job._abandon(self.number)
 
     class PolicyObserved(Aggregate.Event):
-        """What a finished LSTS run changed in the policy's state (saved with the event that
-        finished the run: TrialReported, TrialEnded or TrialExpired)."""
+        """What a finished run changed in the policy's state, as the policy recorded it (saved
+        with the event that finished the run: TrialReported, TrialEnded or TrialExpired)."""
 
         TOPIC = "bso.Job.PolicyObserved"
         number: int
         observation: dict[str, Any]
 
         def apply(self, job: "Job") -> None:
-            assert job.lsts is not None
-            observation = lsts.Observation.from_record(self.observation)
-            lsts.apply_observation(job.lsts, observation)
-            if observation.enter_bandit:
-                job.stage = Stage.BANDIT
-            job.lsts_runs.pop(str(self.number), None)
+            job._tell(Observed(self.number, self.observation))
 
     class Deleted(Aggregate.Event):
         TOPIC = "bso.Job.Deleted"
@@ -363,7 +368,6 @@ class Job(Aggregate):
         self.seed = seed
         self.generator_state = dict(generator_state)
         self.policy_version = policy_version
-        self.stage = Stage.PRUNING
         self.min_cost: float | None = None
         self.min_cost_batch_size: int = spec.default_batch_size
         self.deleted = False
@@ -372,20 +376,18 @@ class Job(Aggregate):
         # the history (domain/chunked_array.py).
         self.trial_batch_sizes = number_array()
         self.trial_outcomes = outcome_array()
-        # Bounded by trials in flight: number -> when last heard from (epoch seconds).
-        self.open_trials: dict[str, float] = {}
-        # batch size -> its non-abandoned Exploration trials, in trial order.
-        self.explorations: dict[str, list[dict[str, Any]]] = {}
+        # Bounded by trials in flight: number -> when last heard from (epoch seconds), kind,
+        # bound set at dispatch (None: none, or judged at each report), escalation, last cost.
+        self.open_trials: dict[str, dict[str, Any]] = {}
         # batch size -> rewards (-cost) of its Succeeded trials and their numbers, by number.
         self.rewards: dict[str, ChunkedArray] = {}
         self.reward_trials: dict[str, ChunkedArray] = {}
-        self.arms: dict[str, dict[str, Any]] = {}
-        # LSTS jobs only: the policy's state, and each open run's kind, bound and last cost.
-        self.lsts: lsts.LstsState | None = None
-        self.lsts_runs: dict[str, dict[str, Any]] = {}
-        if spec.policy == LSTS:
-            self.stage = Stage.LOCAL_SEARCH
-            self.lsts = lsts.initial_state(spec.default_batch_size)
+        self.policy_state: Any = self.policy.initial_state(spec)
+        # The stop rule's bookkeeping: trials stopped by the bound since the latest converged
+        # trial, in dispatch order (README, "Drift"), and the fewest epochs any run converged in.
+        self.stopped_in_a_row = 0
+        self.last_converged_trial = 0
+        self.fewest_epochs: int | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Job":
         # The repository copies the cached aggregate for every command, so that a
@@ -396,6 +398,8 @@ class Job(Aggregate):
         for name, value in self.__dict__.items():
             if isinstance(value, _IMMUTABLE):
                 clone.__dict__[name] = value
+            elif name == "policy_state":
+                clone.__dict__[name] = self.policy.copy_state(value)
             elif name in _COPY_DEPTH:
                 clone.__dict__[name] = _COPY_DEPTH[name](value)
             else:
@@ -414,11 +418,19 @@ class Job(Aggregate):
             spec=spec,
             seed=seed,
             generator_state=seeded_generator_state(seed),
-            policy_version=POLICY_VERSIONS[spec.policy],
+            policy_version=policy_named(spec.policy).version,
             timestamp=now,
         )
 
-    # -- queries ---------------------------------------------------------------
+    # -- queries ---------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        return policy_named(self.spec.policy)
+
+    @property
+    def stage(self) -> Stage:
+        return self.policy.stage(self.policy_state)
 
     @property
     def trial_count(self) -> int:
@@ -427,6 +439,35 @@ class Job(Aggregate):
     @property
     def batch_sizes(self) -> list[int]:
         return list(self.spec.batch_sizes)
+
+    def trial_batch_size(self, number: int) -> int:
+        return int(self.trial_batch_sizes[number - 1])
+
+    def rewards_of(self, batch_size: int) -> array:
+        return self.rewards.get(str(batch_size), reward_array()).to_array()
+
+    def recent_converged_costs(self, batch_size: int | None, count: int) -> list[float]:
+        """Costs of the last ``count`` converged trials (of one size, or of any), in trial order."""
+        costs: list[float] = []
+        if batch_size is None:
+            numbers = (number for number in range(self.trial_count, 0, -1) if self.trial_outcomes[number - 1] == _CONVERGED)
+            for number in numbers:
+                costs.append(self._reported_cost(number))
+                if len(costs) == count:
+                    break
+            return costs[::-1]
+        numbers_of_size = self.reward_trials.get(str(batch_size), number_array())
+        rewards = self.rewards.get(str(batch_size), reward_array())
+        for position in range(len(numbers_of_size) - 1, -1, -1):
+            if self.trial_outcomes[numbers_of_size[position] - 1] == _CONVERGED:
+                costs.append(-rewards[position])
+                if len(costs) == count:
+                    break
+        return costs[::-1]
+
+    def _reported_cost(self, number: int) -> float:
+        size = str(self.trial_batch_sizes[number - 1])
+        return -self.rewards[size][bisect_left(self.reward_trials[size], number)]
 
     def stop_rule(self) -> StopRule:
         spec = self.spec
@@ -438,23 +479,6 @@ class Job(Aggregate):
             higher_is_better_metric=spec.higher_is_better_metric,
             max_epochs=spec.max_epochs,
         )
-
-    def exploration_history(self) -> dict[int, list[Exploration]]:
-        return {
-            int(size): [
-                Exploration(
-                    trial_number=record["trial"],
-                    finished=self.trial_status(record["trial"]) == TrialStatus.SUCCEEDED,
-                    converged=bool(record["converged"]),
-                    cost=record["cost"],
-                )
-                for record in records
-            ]
-            for size, records in self.explorations.items()
-        }
-
-    def arm_list(self) -> list[Arm]:
-        return sorted((Arm.from_record(arm) for arm in self.arms.values()), key=lambda a: a.batch_size)
 
     def trial_status(self, number: int) -> TrialStatus:
         return _STATUS_OF[self.trial_outcomes[number - 1]]
@@ -469,7 +493,8 @@ class Job(Aggregate):
     def trial_tally(self) -> dict[str, int]:
         """How many trials are in each status, and how many of the succeeded converged."""
         count = self.trial_outcomes.count
-        converged, not_converged = count(_CONVERGED), count(_NOT_CONVERGED)
+        converged, stopped = count(_CONVERGED), count(_STOPPED_BY_BOUND)
+        not_converged = count(_NOT_CONVERGED) + stopped
         return {
             "total": self.trial_count,
             "dispatched": count(_DISPATCHED),
@@ -479,121 +504,40 @@ class Job(Aggregate):
             "not_converged": not_converged,
         }
 
-    # -- commands ----------------------------------------------------------------
+    def next_bound(self) -> tuple[BoundBasis, float]:
+        """The basis of the bound a trial dispatched now would get, and its escalation."""
+        return self.policy.bound_basis(self.policy_state, self), self._escalation()
+
+    def run_bound(self, number: int) -> float | None:
+        """The cost bound an open trial is judged against now; None: no bound."""
+        if not 1 <= number <= self.trial_count or self.trial_status(number) != TrialStatus.DISPATCHED:
+            raise UnknownTrialError(f"Job {self.job_id} has no open trial number {number}")
+        bound = self._bound_for(self.open_trials[str(number)])
+        return None if bound is NO_BOUND else bound.value
+
+    # -- commands ----------------------------------------------------------------------
 
     def dispatch_trial(self, now: datetime) -> DispatchedTrial:
-        """Hand out the next trial, as the job's policy decides."""
-        if self.lsts is not None:
-            return self._dispatch_by_lsts(now)
-        return self._dispatch_by_zeus(now)
-
-    # Zeus's policy: a pruning exploration, a concurrent stand-in, or a bandit pick.
-
-    def _dispatch_by_zeus(self, now: datetime) -> DispatchedTrial:
-        if self.stage == Stage.PRUNING:
-            step = next_pruning_step(
-                self.batch_sizes,
-                self.spec.default_batch_size,
-                self.spec.num_pruning_rounds,
-                self.exploration_history(),
-            )
-            if isinstance(step, ExploreBatchSize):
-                reason = {
-                    "stage": Stage.PRUNING,
-                    "round": step.round_number,
-                    "direction": step.direction,
-                }
-                return self._dispatch(step.batch_size, TrialKind.EXPLORATION, reason, None, now)
-            if isinstance(step, AwaitExploration):
-                reason = {
-                    "stage": Stage.PRUNING,
-                    "round": step.round_number,
-                    "waiting_for_batch_size": step.pending_batch_size,
-                    "waiting_for_trial": step.pending_trial_number,
-                    "min_cost_batch_size": self.min_cost_batch_size,
-                }
-                return self._dispatch(self.min_cost_batch_size, TrialKind.CONCURRENT, reason, None, now)
-            assert isinstance(step, PruningComplete)
-            self._advance_to_mab(step.survivors, now)
-        return self._dispatch_from_bandit(now)
-
-    def _advance_to_mab(self, survivors: list[int], now: datetime) -> None:
-        history = self.exploration_history()
-        arms = [
-            fit_arm(
-                size,
-                [-exploration.cost for exploration in history.get(size, []) if exploration.cost is not None],
-                self.spec.mab_prior_mean,
-                self.spec.mab_prior_precision,
-            ).to_record()
-            for size in sorted(survivors)
-        ]
-        self.trigger_event(self.StageAdvancedToMAB, survivors=sorted(survivors), arms=arms, timestamp=now)
-
-    def _dispatch_from_bandit(self, now: datetime) -> DispatchedTrial:
-        arms = self.arm_list()
-        generator = restore_generator(self.generator_state)
-        choice = choose_arm(arms, self.spec.mab_num_explorations, generator)
-        # The arms and the generator state it drew from are known from earlier events;
-        # the read model restores them into the trial's "why", so they are not repeated here.
-        reason = {
-            "stage": Stage.BANDIT,
-            "phase": choice.phase,
-            "permutation": choice.permutation,
-            "samples": choice.samples,
-        }
-        return self._dispatch(choice.batch_size, TrialKind.BANDIT, reason, generator_state(generator), now)
-
-    # LSTS (domain/lsts.py): the walk over sorted sizes, concurrent stand-ins, then its bandit.
-
-    def _dispatch_by_lsts(self, now: datetime) -> DispatchedTrial:
-        assert self.lsts is not None
-        knobs = self.spec.lsts_knobs()
-        decision = lsts.decide_dispatch(self.lsts, knobs, self.spec.default_batch_size, self.generator_state)
-        kind = _LSTS_KINDS[decision.kind]
-        reason = {"policy": LSTS, **decision.why}
-        return self._dispatch(
-            decision.batch_size, kind, reason, decision.generator_state, now, decision.cost_bound, decision.in_flight
-        )
-
-    def _observe_by_lsts(self, number: int, converged: bool, cost: float | None, now: datetime) -> None:
-        """Record what a finished run (reported, ended or expired) changes in LSTS's state."""
-        assert self.lsts is not None
-        observation = lsts.judge_result(
-            self.lsts,
-            self.spec.lsts_knobs(),
-            self.batch_sizes,
-            self.spec.default_batch_size,
-            self.trial_batch_sizes[number - 1],
-            self.lsts_runs[str(number)]["kind"],
-            converged,
-            cost,
-        )
-        self.trigger_event(self.PolicyObserved, number=number, observation=observation.to_record(), timestamp=now)
-
-    def _dispatch(
-        self,
-        batch_size: int,
-        kind: TrialKind,
-        reason: dict[str, Any],
-        new_generator_state: dict[str, Any] | None,
-        now: datetime,
-        cost_bound: float | None = None,
-        step: dict[str, Any] | None = None,
-    ) -> DispatchedTrial:
+        """Hand out the next trial, as the job's policy decides, with its bound's escalation."""
+        decision = self.policy.decide(self.policy_state, self)
+        if decision.advance is not None:
+            advance = decision.advance
+            self.trigger_event(self.StageAdvancedToMAB, survivors=advance.survivors, arms=advance.arms, timestamp=now)
+        scale = self._escalation()
         number = self.trial_count + 1
         self.trigger_event(
             self.TrialDispatched,
             number=number,
-            batch_size=batch_size,
-            kind=kind,
-            reason=reason,
-            generator_state=new_generator_state,
-            cost_bound=cost_bound,
-            step=step,
+            batch_size=decision.batch_size,
+            kind=decision.kind,
+            reason=decision.reason,
+            generator_state=decision.generator_state,
+            cost_bound=decision.bound.value(scale) if self.policy.bounds_fixed_at_dispatch else None,
+            step=decision.step,
+            bound_scale=scale,
             timestamp=now,
         )
-        return DispatchedTrial(number, batch_size, kind)
+        return DispatchedTrial(number, decision.batch_size, decision.kind)
 
     def report(self, report: EpochReport, now: datetime) -> ReportAnswer:
         """Record one epoch's cumulative measurements and say whether to stop."""
@@ -608,17 +552,16 @@ class Job(Aggregate):
                 f"Trial({number}) was ended or expired before this report; its result is not "
                 "used. Ask for a new batch size to train again."
             )
-        verdict = judge_epoch(self.stop_rule(), self._bound_for(number), report)
+        trial = self.open_trials[str(number)]
+        fewest_epochs = self.fewest_epochs if self.spec.predictive_stop else None
+        verdict = judge_epoch(self.stop_rule(), self._bound_for(trial), report, fewest_epochs)
         measured = {"epoch": report.epoch, "time": report.time, "energy": report.energy, "metric": report.metric}
         if not verdict.stop_train:
-            self.trigger_event(
-                self.TrialProgressReported,
-                number=number,
-                **measured,
-                cost=verdict.cost,
-                timestamp=now,
-            )
+            self.trigger_event(self.TrialProgressReported, number=number, **measured, cost=verdict.cost, timestamp=now)
             return ReportAnswer(False, False, verdict.message)
+        observation = self.policy.observe(
+            self.policy_state, self, number, trial["kind"], verdict.converged, verdict.cost, reported=True
+        )
         self.trigger_event(
             self.TrialReported,
             number=number,
@@ -629,52 +572,29 @@ class Job(Aggregate):
             reason=verdict.reason,
             message=verdict.message,
             min_cost_lowered=self.min_cost is None or verdict.cost < self.min_cost,
-            arm=self._refit_arm(batch_size, -verdict.cost),
+            arm=observation.arm,
+            stopped_in_a_row=self._stopped_in_a_row_after(number, verdict.converged, verdict.reason in _BOUND_STOPS),
             timestamp=now,
         )
-        if self.lsts is not None:
-            self._observe_by_lsts(number, verdict.converged, verdict.cost, now)
+        self._record_observation(number, observation.record, now)
         return ReportAnswer(True, verdict.converged, verdict.message)
-
-    def run_bound(self, number: int) -> float | None:
-        """The cost bound decided for an open trial when it was dispatched (LSTS); None when
-        there is none, or when the policy judges each report afresh (Zeus: beta x min cost)."""
-        if not 1 <= number <= self.trial_count or self.trial_status(number) != TrialStatus.DISPATCHED:
-            raise UnknownTrialError(f"Job {self.job_id} has no open trial number {number}")
-        return self.lsts_runs[str(number)]["bound"] if self.lsts is not None else None
-
-    def _bound_for(self, number: int) -> CostBound:
-        """The cost bound an open trial is judged against now, as the job's policy says."""
-        if self.lsts is not None:
-            return run_cost_bound(self.lsts_runs[str(number)]["bound"])
-        return zeus_cost_bound(self.stop_rule(), self.min_cost)
-
-    def _refit_arm(self, batch_size: int, reward: float) -> dict[str, Any] | None:
-        """The arm of this size refitted with this reward, in the bandit stage only."""
-        if self.stage != Stage.BANDIT or str(batch_size) not in self.arms:
-            return None
-        rewards = self.rewards.get(str(batch_size), reward_array()).to_array()
-        window = self.spec.window_size
-        if window > 0:
-            rewards = rewards[max(0, len(rewards) - (window - 1)) :]
-        rewards.append(reward)
-        arm = fit_arm(batch_size, np.frombuffer(rewards), self.spec.mab_prior_mean, self.spec.mab_prior_precision)
-        return arm.to_record()
 
     def end_trial(self, number: int, batch_size: int, now: datetime) -> None:
         """Give a trial up; a no-op once it has finished."""
         self._check_trial(number, batch_size, UnknownTrialError)
         if self.trial_status(number) == TrialStatus.DISPATCHED:
+            record = self._observe_failure(number)
             self.trigger_event(self.TrialEnded, number=number, timestamp=now)
-            self._observe_failure(number, now)
+            self._record_observation(number, record, now)
 
     def expire_stale_trials(self, now: datetime, lease_seconds: float) -> list[int]:
         """Expire every trial not heard from within the lease; returns their numbers."""
         cutoff = now.timestamp() - lease_seconds
         stale = sorted(
-            (int(number), heard) for number, heard in self.open_trials.items() if heard < cutoff
+            (int(number), trial["heard"]) for number, trial in self.open_trials.items() if trial["heard"] < cutoff
         )
         for number, heard in stale:
+            record = self._observe_failure(number)
             self.trigger_event(
                 self.TrialExpired,
                 number=number,
@@ -682,18 +602,53 @@ class Job(Aggregate):
                 lease_seconds=lease_seconds,
                 timestamp=now,
             )
-            self._observe_failure(number, now)
+            self._record_observation(number, record, now)
         return [number for number, _ in stale]
-
-    def _observe_failure(self, number: int, now: datetime) -> None:
-        """An ended or expired LSTS run failed, at the cost it last reported (None: no report)."""
-        if self.lsts is not None:
-            self._observe_by_lsts(number, False, self.lsts_runs[str(number)]["cost"], now)
 
     def delete(self, now: datetime) -> None:
         self.trigger_event(self.Deleted, timestamp=now)
 
-    # -- helpers -----------------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------------
+
+    def _escalation(self) -> float:
+        return escalation_scale(self.stopped_in_a_row, bool(self.spec.bound_escalation))
+
+    def _bound_for(self, trial: dict[str, Any]) -> CostBound:
+        """The bound an open trial is judged against now: set at its dispatch, or its policy's
+        reference as of now times the escalation it was dispatched with."""
+        if self.policy.bounds_fixed_at_dispatch:
+            bound = trial["bound"]
+            return NO_BOUND if bound is None else CostBound(bound, f"the run's cost bound({bound})")
+        return cost_bound(self.policy.bound_basis(self.policy_state, self), trial["scale"])
+
+    def _observe_failure(self, number: int) -> dict[str, Any] | None:
+        """What an ended or expired trial changes in the policy: it failed, at the cost it last
+        reported (None: no report)."""
+        trial = self.open_trials[str(number)]
+        observation = self.policy.observe(
+            self.policy_state, self, number, trial["kind"], False, trial["cost"], reported=False
+        )
+        return observation.record
+
+    def _record_observation(self, number: int, record: dict[str, Any] | None, now: datetime) -> None:
+        if record is not None:
+            self.trigger_event(self.PolicyObserved, number=number, observation=record, timestamp=now)
+
+    def _tell(self, fact: Any) -> None:
+        """Pass a fact of an event being applied on to the policy's state."""
+        self.policy.apply(self.policy_state, fact)
+
+    def _stopped_in_a_row_after(self, number: int, converged: bool, stopped_by_bound: bool) -> int:
+        """Trials stopped by the bound in a row once this trial has finished, in dispatch order: a
+        converged trial dispatched after the latest converged one restarts the count from the
+        trials stopped by the bound that were dispatched after it and have already finished; a
+        trial stopped by the bound adds one if it was dispatched after the latest converged trial."""
+        if number < self.last_converged_trial:
+            return self.stopped_in_a_row
+        if converged:
+            later = range(number, self.trial_count)  # indexes of the trials dispatched after it
+            return sum(1 for index in later if self.trial_outcomes[index] == _STOPPED_BY_BOUND)
+        return self.stopped_in_a_row + 1 if stopped_by_bound else self.stopped_in_a_row
 
     def _check_trial(self, number: int, batch_size: int, error: type[Exception]) -> None:
         if not 1 <= number <= self.trial_count or self.trial_batch_sizes[number - 1] != batch_size:
@@ -706,8 +661,4 @@ class Job(Aggregate):
         """Assignment shared by TrialEnded and TrialExpired: the trial becomes Failed."""
         self.trial_outcomes[number - 1] = _FAILED
         self.open_trials.pop(str(number), None)
-        batch_size = str(self.trial_batch_sizes[number - 1])
-        if batch_size in self.explorations:
-            self.explorations[batch_size] = [
-                record for record in self.explorations[batch_size] if record["trial"] != number
-            ]
+        self._tell(Abandoned(number, self.trial_batch_size(number)))

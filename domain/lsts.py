@@ -19,7 +19,7 @@ step of the walk in flight), ``concurrent`` (asked for while that step is in fli
 import math
 import sys
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping, Self, Sequence, TypedDict
+from typing import Any, Callable, Mapping, Self, Sequence, TypedDict
 
 from domain.errors import InvalidSpecError
 from domain.randomness import GeneratorState, generator_state, restore_generator
@@ -179,14 +179,53 @@ class Dispatch(_Record):
     why: dict[str, Any]
 
 
+# The costs of the last few converged runs of a batch size (or of any size, for None), oldest
+# first: given, the cost bound's reference is taken from them instead of the whole history.
+RecentCosts = Callable[[int | None], Sequence[float]]
+
+
+@dataclass(frozen=True)
+class BoundTerms:
+    """A run's cost bound is ``factor x reference``; None: no bound."""
+
+    factor_name: str
+    factor: float
+    reference_name: str
+    reference: float | None
+
+    @property
+    def value(self) -> float | None:
+        return None if self.reference is None else self.factor * self.reference
+
+
+def bound_terms(state: LstsState, knobs: LstsKnobs, recent: RecentCosts | None = None) -> BoundTerms:
+    """The bound of a run dispatched now: while exploring ``beta_explore x best``, in the bandit
+    ``beta_bandit x exp(min over arms of mean log cost)``; with ``recent``, best is the cheapest
+    recent converged run and each arm's mean is over its recent converged runs only."""
+    if state["phase"] != BANDIT:
+        reference = state["best"] if recent is None else min(recent(None), default=None)
+        return BoundTerms("beta_explore", knobs.beta_explore, "best", reference)
+    if recent is None:
+        min_mean = min(_means(state, state["arms"]).values(), default=None)
+        reference = None if min_mean is None else math.exp(min_mean)
+        return BoundTerms("beta_bandit", knobs.beta_bandit, "exp(min mean log cost)", reference)
+    recent_means = [_mean([_log(cost) for cost in costs]) for costs in map(recent, state["arms"]) if costs]
+    reference = math.exp(min(recent_means)) if recent_means else None
+    return BoundTerms("beta_bandit", knobs.beta_bandit, "exp(min recent mean log cost)", reference)
+
+
 def decide_dispatch(
-    state: LstsState, knobs: LstsKnobs, default_batch_size: int, generator: GeneratorState
+    state: LstsState,
+    knobs: LstsKnobs,
+    default_batch_size: int,
+    generator: GeneratorState,
+    recent: RecentCosts | None = None,
 ) -> Dispatch:
     """The next run's batch size. ``generator`` is the job's recorded generator state."""
+    bound = bound_terms(state, knobs, recent).value
     if state["phase"] == BANDIT:
-        return _bandit_dispatch(state, knobs, generator)
+        return _bandit_dispatch(state, knobs, generator, bound)
     best = state["best"]
-    bound = None if best is None else knobs.beta_explore * best
     step = state["next_step"]
     if state["in_flight"] is None and step is not None:
         in_flight: StepInFlight = {**step, "best": best}
@@ -204,7 +243,7 @@ def decide_dispatch(
     return Dispatch(size, CONCURRENT, bound, None, None, why)
 
 
-def _bandit_dispatch(state: LstsState, knobs: LstsKnobs, generator: GeneratorState) -> Dispatch:
+def _bandit_dispatch(state: LstsState, knobs: LstsKnobs, generator: GeneratorState, bound: float | None) -> Dispatch:
     arms = state["arms"]
     observations = {arm: state["log_costs"].get(str(arm), []) for arm in arms}
     means = {arm: _mean(values) for arm, values in observations.items() if values}
@@ -219,7 +258,6 @@ def _bandit_dispatch(state: LstsState, knobs: LstsKnobs, generator: GeneratorSta
         "draws": None,
     }
     min_mean = min(means.values(), default=None)
-    bound = None if min_mean is None else knobs.beta_bandit * math.exp(min_mean)
     unobserved = [arm for arm in arms if counts[arm] == 0]
     if unobserved:
         return Dispatch(unobserved[0], BANDIT_RUN, bound, None, None, {**why, "rule": UNOBSERVED})

@@ -3,6 +3,7 @@
 import math
 from dataclasses import dataclass
 
+from domain.bounds import BoundBasis, predicted_cost
 from domain.cost import energy_time_cost
 from domain.enums import StopReason
 from domain.errors import InvalidReportError
@@ -74,18 +75,13 @@ class CostBound:
     meaning: str
 
 
-def zeus_cost_bound(rule: StopRule, min_cost: float | None) -> CostBound:
-    """Zeus's bound, judged at every report: beta_knob x the job's minimum cost so far."""
-    if rule.beta_knob is None or min_cost is None:
-        return CostBound(math.inf, "no bound")
-    return CostBound(rule.beta_knob * min_cost, f"beta_knob({rule.beta_knob})*min_cost({min_cost})")
+NO_BOUND = CostBound(math.inf, "no bound")
 
 
-def run_cost_bound(bound: float | None) -> CostBound:
-    """A bound decided for the run when it was dispatched (LSTS)."""
-    if bound is None:
-        return CostBound(math.inf, "no bound")
-    return CostBound(bound, f"the run's cost bound({bound})")
+def cost_bound(basis: BoundBasis, scale: float = 1.0) -> CostBound:
+    """The bound ``basis`` gives at this escalation, with how it came about."""
+    value = basis.value(scale)
+    return NO_BOUND if value is None else CostBound(value, basis.describe(scale))
 
 
 def reached_target(rule: StopRule, metric: float) -> bool:
@@ -94,12 +90,23 @@ def reached_target(rule: StopRule, metric: float) -> bool:
     return metric <= rule.target_metric
 
 
-def judge_epoch(rule: StopRule, bound: CostBound, report: EpochReport) -> EpochVerdict:
-    """Decide after one epoch's cumulative measurements, exactly as Zeus does."""
+def judge_epoch(
+    rule: StopRule, bound: CostBound, report: EpochReport, fewest_epochs: int | None = None
+) -> EpochVerdict:
+    """Decide after one epoch's cumulative measurements, exactly as Zeus does; with
+    ``fewest_epochs`` (predictive stop), also stop a run predicted to end above its bound."""
     cost = energy_time_cost(report.energy, report.time, rule.eta_knob, rule.max_power)
     within = bound.value >= cost
     converged = reached_target(rule, report.metric)
     if within and report.epoch < rule.max_epochs and not converged:
+        predicted = predicted_cost(cost, report.epoch, fewest_epochs)
+        if predicted is not None and predicted > bound.value:
+            message = (
+                f"Batch Size({report.batch_size}) is predicted to exceed the cost upper bound: "
+                f"cost({cost}) after {report.epoch} of at least {fewest_epochs} epochs, "
+                f"predicted({predicted}) > {bound.meaning}"
+            )
+            return EpochVerdict(True, False, cost, StopReason.PREDICTED_COST_BOUND, message)
         return EpochVerdict(False, False, cost, StopReason.KEEP_TRAINING, KEEP_TRAINING_MESSAGE)
     if converged and within:
         return EpochVerdict(True, True, cost, StopReason.REACHED_TARGET, SUCCEEDED_MESSAGE)

@@ -20,7 +20,6 @@ from domain.lsts import LstsKnobs
 ZEUS = "zeus"  # Zeus's pruning then Gaussian Thompson sampling, decision for decision
 LSTS = "lsts"  # local search then Thompson sampling with a pooled variance (POLICY.md)
 POLICIES = (ZEUS, LSTS)
-POLICY_VERSIONS = {ZEUS: 1, LSTS: 1}
 _LSTS = LstsKnobs()
 LSTS_KNOB_NAMES = tuple(_LSTS.to_record())
 
@@ -47,6 +46,7 @@ FIELD_BOUNDS: dict[str, dict[str, float]] = {
     "mab_prior_precision": {"ge": 0.0, "le": MAX_PRIOR_MAGNITUDE},
     "mab_num_explorations": {"ge": 0, "le": MAX_INTEGER},
     "mab_seed": {"ge": 0, "le": MAX_INTEGER},
+    "stop_window": {"ge": 0, "le": MAX_INTEGER},
     "max_power": {"gt": 0.0, "le": MAX_POWER_WATTS},
     "number_of_gpus": {"gt": 0, "le": MAX_INTEGER},
 }
@@ -61,9 +61,10 @@ class SpecLimits:
     window_size: int = 10_000
     max_epochs: int = 100_000
     mab_num_explorations: int = 1_000
+    stop_window: int = 10_000
 
 
-_CAPPED_FIELDS = ("num_pruning_rounds", "window_size", "max_epochs", "mab_num_explorations")
+_CAPPED_FIELDS = ("num_pruning_rounds", "window_size", "max_epochs", "mab_num_explorations", "stop_window")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +101,11 @@ class JobSpec:
     s0: float = _LSTS.s0
     nu0: float = _LSTS.nu0
     fail_drop: int = _LSTS.fail_drop
+    # The stop rule's guards (domain/bounds.py). None until ``create`` fills in the policy's
+    # default, so that a stored spec always says what its job ran with.
+    stop_window: int | None = None
+    bound_escalation: bool | None = None
+    predictive_stop: bool = False
 
     def lsts_knobs(self) -> LstsKnobs:
         return LstsKnobs(**{name: getattr(self, name) for name in LSTS_KNOB_NAMES})
@@ -115,6 +121,9 @@ class JobSpec:
         for name in _FLOAT_FIELDS & given.keys():
             if _is_int(given[name]):  # 300 and 300.0 are the same job
                 given[name] = float(given[name])
+        for name, default in GUARD_DEFAULTS.get(given.get("policy", ZEUS), {}).items():
+            if given.get(name) is None:
+                given[name] = default
         spec = cls(**given)
         spec._check(limits)
         return spec
@@ -124,6 +133,9 @@ class JobSpec:
         """The spec as a stored event holds it, trusted as written (it was checked when stored)."""
         values = {name: value for name, value in record.items() if name in DEFAULTS or name in REQUIRED_FIELDS}
         values["batch_sizes"] = tuple(values["batch_sizes"])
+        # Specs stored before the guards existed ran without them, whatever their policy.
+        values.setdefault("stop_window", 0)
+        values.setdefault("bound_escalation", False)
         return cls(**values)
 
     def to_record(self) -> dict[str, Any]:
@@ -142,8 +154,13 @@ class JobSpec:
         unknown = sorted(set(overrides) - set(KNOB_NAMES))
         if unknown:
             raise InvalidSpecError(unknown[0], f"is not a knob (knobs: {', '.join(KNOB_NAMES)})")
+        record = self.to_record()
+        if overrides.get("policy", self.policy) != self.policy:
+            # Under another policy, guards left unset are that policy's defaults, not this job's.
+            for name in GUARD_DEFAULTS[ZEUS]:
+                record.pop(name)
         # The job's name is not a knob: a job stored before names were checked stays reanalysable.
-        changed = JobSpec.create({**self.to_record(), **overrides, "job_id": None}, limits)
+        changed = JobSpec.create({**record, **overrides, "job_id": None}, limits)
         return replace(changed, job_id=self.job_id, job_id_prefix=self.job_id_prefix)
 
     def knobs(self) -> dict[str, Any]:
@@ -162,8 +179,9 @@ class JobSpec:
         for name in _CAPPED_FIELDS:
             if getattr(self, name) > getattr(limits, name):
                 raise InvalidSpecError(name, f"is {getattr(self, name)}; this server allows at most {getattr(limits, name)}")
-        if not isinstance(self.higher_is_better_metric, bool):
-            raise InvalidSpecError("higher_is_better_metric", "must be true or false")
+        for name in ("higher_is_better_metric", "bound_escalation", "predictive_stop"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidSpecError(name, "must be true or false")
         if self.default_batch_size not in self.batch_sizes:
             raise InvalidSpecError(
                 "default_batch_size",
@@ -198,6 +216,13 @@ _INTEGER_FIELDS = frozenset(spec_field.name for spec_field in fields(JobSpec) if
 _FLOAT_FIELDS = frozenset(spec_field.name for spec_field in fields(JobSpec) if spec_field.type in (float, float | None))
 _NULLABLE_FIELDS = frozenset(("job_id", "beta_knob", "mab_seed"))
 
+# The guards of the stop rule each policy gets when the spec does not set them: Zeus's
+# policy keeps Zeus's rule exactly; LSTS gets both guards (README, "Drift").
+GUARD_DEFAULTS: dict[str, dict[str, Any]] = {
+    ZEUS: {"stop_window": 0, "bound_escalation": False},
+    LSTS: {"stop_window": 20, "bound_escalation": True},
+}
+
 
 @dataclass(frozen=True)
 class Knob:
@@ -230,6 +255,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("s0", float, "LSTS: prior standard deviation of log cost"),
     Knob("nu0", float, "LSTS: weight of the prior in the pooled variance"),
     Knob("fail_drop", int, "LSTS: failed bandit runs that remove an arm"),
+    Knob("stop_window", int, "the stop rule's reference is the cheapest of the last N converged trials (0: all)"),
+    Knob("bound_escalation", bool, "double a trial's cost bound for each trial stopped by the bound in a row"),
+    Knob("predictive_stop", bool, "stop a run early whose cost is predicted to exceed its bound"),
 )
 KNOB_NAMES = tuple(knob.name for knob in KNOBS)
 

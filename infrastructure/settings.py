@@ -114,6 +114,7 @@ _LIMIT_VARIABLES = {
     "window_size": "BSO_MAX_WINDOW_SIZE",
     "max_epochs": "BSO_MAX_EPOCHS",
     "mab_num_explorations": "BSO_MAX_EXPLORATIONS",
+    "stop_window": "BSO_MAX_STOP_WINDOW",
 }
 
 

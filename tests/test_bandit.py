@@ -97,7 +97,7 @@ def test_mab_report_refits_on_window(window_size: int, used: list[float]) -> Non
         trial = job.dispatch_trial(T0)
         assert job.stage == Stage.BANDIT
         finish(job, trial.number, 16, cost)
-    assert Arm.from_record(job.arms["16"]) == fit_arm(16, used, 0.0, 0.0)
+    assert Arm.from_record(job.policy_state["arms"]["16"]) == fit_arm(16, used, 0.0, 0.0)
 
 
 def test_late_report_after_switch_refits_its_arm() -> None:
@@ -110,7 +110,7 @@ def test_late_report_after_switch_refits_its_arm() -> None:
     b = late.dispatch_trial(T0)
     finish(late, b.number, 16, 80.0)
     late.dispatch_trial(T0)
-    assert late.stage == Stage.BANDIT and late.arms["32"]["num_observations"] == 1
+    assert late.stage == Stage.BANDIT and late.policy_state["arms"]["32"]["num_observations"] == 1
     finish(late, concurrent.number, 32, 60.0)
-    assert late.arms["32"]["num_observations"] == 2
+    assert late.policy_state["arms"]["32"]["num_observations"] == 2
     assert late.min_cost == 60.0 and late.min_cost_batch_size == 32

@@ -42,5 +42,5 @@ def test_exploration_records_are_not_shared() -> None:
     trial = original.dispatch_trial(T0)
     clone = copy.deepcopy(original)
     finish(clone, trial.number, trial.batch_size, 10.0)  # updates the exploration record in place
-    assert original.explorations["32"][0]["cost"] is None
-    assert clone.explorations["32"][0]["cost"] == 10.0
+    assert original.policy_state["explorations"]["32"][0]["cost"] is None
+    assert clone.policy_state["explorations"]["32"][0]["cost"] == 10.0

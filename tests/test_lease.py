@@ -71,7 +71,7 @@ def test_an_abandoned_exploration_expires_and_its_size_is_explored_again(
     assert expiries(optimizer, job_id) == [
         {"number": 1, "last_heard_at": dispatched_at.timestamp(), "at": clock.now}
     ]
-    assert [record["trial"] for record in job.explorations["32"]] == [3]
+    assert [record["trial"] for record in job.policy_state["explorations"]["32"]] == [3]
 
     # From now on trial 1 behaves as one ended by PATCH /trials.
     with pytest.raises(TrialAbandonedError):

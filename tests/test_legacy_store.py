@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from application.archive import import_lines
-from application.audit import JobAudit, pruning_rounds, state_view
+from application.audit import JobAudit, state_view
 from application.reanalysis import reanalyze
 from application.service import BatchSizeOptimizer
 from domain.spec import LSTS_KNOB_NAMES
@@ -23,7 +23,10 @@ from infrastructure.settings import persistence_env
 FIXTURES = Path(__file__).parent / "fixtures"
 JOB = "legacy-job"
 # Fields views gained after the fixture was made; every other field must read exactly as before.
-ADDED_FIELDS = {"policy", *LSTS_KNOB_NAMES, "lsts", "cost_bound", "step", "observation"}
+ADDED_FIELDS = {
+    "policy", *LSTS_KNOB_NAMES, "lsts", "cost_bound", "step", "observation",
+    "early_stop", "stop_window", "bound_escalation", "predictive_stop", "bound_scale", "stopped_in_a_row",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +46,9 @@ def _as_views_read_now(value: Any, key: str = "") -> Any:
     if {"batch_size", "mean", "precision", "num_observations"} <= value.keys():
         infinite = value["precision"] == "inf"
         value.update(precision=None if infinite else value["precision"], precision_infinite=infinite)
-    if key == "pruning":
-        value.update(pruning_rounds(value["round"], value["num_rounds"]))
+    if key == "pruning":  # the fixture counted rounds from 0 and had no rounds_done / done
+        done = value["round"] >= value["num_rounds"]
+        value.update(round=None if done else value["round"] + 1, rounds_done=value["round"], done=done)
     if key == "why" and "round" in value:
         value["round"] += 1
     return value

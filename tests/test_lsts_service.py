@@ -130,7 +130,7 @@ def test_the_server_default_policy_applies_when_the_client_names_none() -> None:
         _, spec = app.register_job(job_spec(job_id="test-default"))
         _, named = app.register_job(job_spec(job_id="test-named", policy="zeus"))
         assert (spec["policy"], named["policy"]) == ("lsts", "zeus")
-        assert app.live_job("test-default").lsts is not None and app.live_job("test-named").lsts is None
+        assert app.live_job("test-default").spec.policy == "lsts" and app.live_job("test-named").spec.policy == "zeus"
     finally:
         app.close()
 

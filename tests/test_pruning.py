@@ -56,7 +56,7 @@ def test_non_convergence_breaks_the_direction() -> None:
     sizes = explore(job, outcomes)
     # 16 fails: 8 is skipped, go up; 128 fails: round over. Survivors 32 and 64.
     assert sizes == [32, 16, 64, 128]
-    assert sorted(job.arms) == ["32", "64"]
+    assert sorted(job.policy_state["arms"]) == ["32", "64"]
 
 
 def test_second_round_starts_from_cheapest_survivor() -> None:
@@ -129,7 +129,7 @@ def test_switch_to_mab_fits_arms_on_exploration_rewards() -> None:
     trial = job.dispatch_trial(T0)
     assert job.stage == Stage.BANDIT and trial.kind == TrialKind.BANDIT
     # Trials: 32 at 100, 16 at 80, then round 2 from 16: 16 at 110, 32 at 70.
-    arm32 = job.arms["32"]
+    arm32 = job.policy_state["arms"]["32"]
     rho = 1 / 225  # population variance of (-100, -70)
     assert arm32["precision"] == pytest.approx(0.5 + 2 * rho)
     assert arm32["mean"] == pytest.approx((rho * -170.0) / (0.5 + 2 * rho))
@@ -140,4 +140,4 @@ def test_zero_pruning_rounds_starts_with_cold_arms() -> None:
     job = new_job(batch_sizes=[16, 32, 64], default_batch_size=32, num_pruning_rounds=0, mab_num_explorations=1)
     trial = job.dispatch_trial(T0)
     assert job.stage == Stage.BANDIT and trial.kind == TrialKind.BANDIT
-    assert all(arm["num_observations"] == 0 for arm in job.arms.values())
+    assert all(arm["num_observations"] == 0 for arm in job.policy_state["arms"].values())

@@ -40,6 +40,9 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         max_epochs=draw(st.integers(1, 4)),
         mab_seed=draw(st.integers(0, 2**32)),
         policy=draw(st.sampled_from(["zeus", "lsts"])),
+        stop_window=draw(st.sampled_from([None, 0, 1, 3])),  # None: the policy's default
+        bound_escalation=draw(st.sampled_from([None, False, True])),
+        predictive_stop=draw(st.booleans()),
     )
 
 

@@ -4,10 +4,16 @@ import pytest
 
 from domain.errors import BadOperationError
 from domain.errors import TrialAbandonedError
-from domain.reporting import EpochReport, StopRule, judge_epoch, zeus_cost_bound
+from domain.bounds import BoundBasis
+from domain.reporting import CostBound, EpochReport, StopRule, cost_bound, judge_epoch
 from tests.test_pruning import T0, new_job
 
 RULE = StopRule(eta_knob=0.5, beta_knob=2.0, max_power=300.0, target_metric=0.5, higher_is_better_metric=True, max_epochs=5)
+
+
+def zeus_cost_bound(rule: StopRule, min_cost: float | None) -> CostBound:
+    """Zeus's bound: beta_knob x the job's minimum cost so far."""
+    return cost_bound(BoundBasis(rule.beta_knob, "beta_knob", min_cost, "min_cost"))
 
 
 def test_keep_training_below_target_within_bound() -> None:

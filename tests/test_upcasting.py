@@ -2,7 +2,7 @@
 
 import json
 from array import array
-from typing import Iterator
+from typing import Any, Iterator
 from uuid import uuid4
 
 import pytest
@@ -15,6 +15,7 @@ from application.transcodings import ArrayAsList, ChunkedArrayAsBytes
 from domain.chunked_array import ChunkedArray
 from domain.job import Job
 from domain.job_name import JobName
+from domain.zeus_policy import arm_list
 from infrastructure.settings import persistence_env
 from tests.audit_helpers import ManualClock, train
 from tests.helpers import job_spec
@@ -93,8 +94,8 @@ def test_version_1_arm_records_with_the_string_inf_are_read_back_as_null_with_a_
     app.recorder.insert_events(rewritten)
 
     replayed = app.repository.get(old_uuid)
-    assert replayed.arm_list() == job.arm_list()
-    assert any(arm.precision == float("inf") for arm in replayed.arm_list())
+    assert arm_list(replayed.policy_state) == arm_list(job.policy_state)
+    assert any(arm.precision == float("inf") for arm in arm_list(replayed.policy_state))
     events = JobAudit(app).events(str(old_uuid), 0, 1000)["events"]
     assert '"inf"' not in json.dumps(events)
     assert any(arm.get("precision_infinite") for event in events for arm in event["payload"].get("arms", []))
@@ -108,7 +109,7 @@ def test_a_version_3_snapshot_with_per_trial_lists_is_read_back_as_arrays(app: B
     app.predict("test-v3")  # stays open
     job = app.live_job("test-v3")
     assert set(job.trial_statuses()) == {"Succeeded", "Failed", "Dispatched"}
-    state = Job.Snapshot.take(job).state  # what version 3 held instead of the two arrays:
+    state = _as_version_4(Job.Snapshot.take(job).state)  # what version 3 held instead of the two arrays:
     state.update(class_version=3, trial_batch_sizes=job.trial_batch_sizes.tolist())
     state["rewards"] = {size: items.to_array() for size, items in job.rewards.items()}
     state["reward_trials"] = {size: items.to_array() for size, items in job.reward_trials.items()}
@@ -121,8 +122,49 @@ def test_a_version_3_snapshot_with_per_trial_lists_is_read_back_as_arrays(app: B
     app.snapshots.put([old])
 
     rebuilt = app.repository.get(job.id, version=job.version)  # from that snapshot, no events after it
-    assert rebuilt == job
+    assert _known_to_version_4(rebuilt) == _known_to_version_4(job)
     assert rebuilt.trial_converged(1) is not None and rebuilt.trial_converged(job.trial_count) is None
+
+
+def _as_version_4(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-5 snapshot's state as version 4 held it: each policy's state in attributes of
+    its own, open trials as when they were last heard from, no stop-rule bookkeeping."""
+    state = dict(state, class_version=4)
+    policy_state, open_trials = state.pop("policy_state"), state.pop("open_trials")
+    for name in ("stopped_in_a_row", "last_converged_trial", "fewest_epochs"):
+        del state[name]
+    state["open_trials"] = {number: trial["heard"] for number, trial in open_trials.items()}
+    lsts_names = {"Exploration": "exploration", "Concurrent": "concurrent", "MAB": "bandit"}
+    if state["spec"].policy == "lsts":
+        stage = "MAB" if policy_state["phase"] == "bandit" else "LocalSearch"
+        runs = {n: {"kind": lsts_names[t["kind"]], "bound": t["bound"], "cost": t["cost"]} for n, t in open_trials.items()}
+        state.update(stage=stage, explorations={}, arms={}, lsts=policy_state, lsts_runs=runs)
+    else:
+        state.update(policy_state, lsts=None, lsts_runs={})
+    return state
+
+
+def _known_to_version_4(job: Job) -> dict[str, Any]:
+    """What a version-4 snapshot could restore: not the fewest epochs any run converged in."""
+    return {name: value for name, value in vars(job).items() if name != "fewest_epochs"}
+
+
+@pytest.mark.parametrize("policy", ["zeus", "lsts"])
+def test_a_version_4_snapshot_is_read_back_with_the_policy_state_in_one_place(app: BatchSizeOptimizer, policy: str) -> None:
+    job_id = f"test-v4-{policy}"
+    app.register_job(job_spec(job_id=job_id, batch_sizes=[16, 32, 64], default_batch_size=32, num_pruning_rounds=1, policy=policy))
+    for _ in range(5):
+        train(app, job_id)
+    app.predict(job_id)  # stays open
+    job = app.live_job(job_id)
+    old = Job.Snapshot(originator_id=job.id, originator_version=job.version, timestamp=job.modified_on,
+                       topic=Job.Snapshot.take(job).topic, state=_as_version_4(Job.Snapshot.take(job).state))
+    assert app.snapshots is not None
+    app.snapshots.put([old])
+
+    rebuilt = app.repository.get(job.id, version=job.version)
+    assert _known_to_version_4(rebuilt) == _known_to_version_4(job)
+    assert rebuilt.fewest_epochs is None
 
 
 def test_arrays_in_snapshots_keep_every_bit_and_version_3_item_lists_still_decode() -> None:

@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.observation import CommandFinished, EventsSaved, Observation
+from domain.bounds import STOPPED_IN_A_ROW_WARNING
 from domain.enums import Stage, StopReason, TrialKind
 from domain.job import Job
 
@@ -86,6 +87,7 @@ _FINISHED = {
     outcome: TRIALS_FINISHED.labels(outcome)
     for outcome in ("converged", "cost_bound", "not_converged", "ended", "expired")
 }
+_BOUND_STOPS = (StopReason.COST_BOUND, StopReason.PREDICTED_COST_BOUND)
 _STAGES = {Stage.PRUNING: "pruning", Stage.LOCAL_SEARCH: "local_search", Stage.BANDIT: "bandit"}
 
 
@@ -143,14 +145,16 @@ def _count_event(event: object) -> None:
 def trial_outcome(event: Job.TrialReported) -> str:
     if event.converged:
         return "converged"
-    return "cost_bound" if event.reason == StopReason.COST_BOUND else "not_converged"
+    return "cost_bound" if event.reason in _BOUND_STOPS else "not_converged"
 
 
-class JobsByStage:
-    """A collector read at scrape time: jobs per stage, counted from the shared event log."""
+class JobCensus:
+    """A collector read at scrape time: jobs per stage, and jobs whose trials keep being stopped
+    by the cost bound, counted from the shared event log."""
 
-    def __init__(self, counts: dict[str, int]) -> None:
+    def __init__(self, counts: dict[str, int], stopped_in_a_row: int) -> None:
         self._counts = counts
+        self._stopped_in_a_row = stopped_in_a_row
 
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
@@ -159,9 +163,15 @@ class JobsByStage:
         for stage, count in self._counts.items():
             family.add_metric([_STAGES.get(stage, stage)], count)
         yield family
+        yield GaugeMetricFamily(
+            "bso_jobs_stopped_in_a_row",
+            f"Live jobs whose last {STOPPED_IN_A_ROW_WARNING} or more trials were all stopped by the cost bound "
+            "(in dispatch order): their bound may have fallen behind costs that grow",
+            value=self._stopped_in_a_row,
+        )
 
 
-def render(jobs_by_stage: dict[str, int]) -> bytes:
+def render(jobs_by_stage: dict[str, int], stopped_in_a_row: int) -> bytes:
     """The exposition text: every worker's values (or this process's) and the job census."""
     apply_observations()
     if getattr(values.ValueClass, "_multiprocess", False):
@@ -171,7 +181,7 @@ def render(jobs_by_stage: dict[str, int]) -> bytes:
     else:
         text = generate_latest(_REGISTRY)
     census = CollectorRegistry()
-    census.register(JobsByStage(jobs_by_stage))
+    census.register(JobCensus(jobs_by_stage, stopped_in_a_row))
     return text + generate_latest(census)
 
 

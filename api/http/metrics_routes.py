@@ -12,7 +12,8 @@ from application.audit import JobAudit
 async def metrics(request: Request) -> Response:
     audit: JobAudit = request.app.state.audit
     jobs_by_stage = await run_in_threadpool(audit.catalog.count_by_stage)
-    return Response(render(jobs_by_stage), media_type=CONTENT_TYPE)
+    stopped_in_a_row = await run_in_threadpool(audit.catalog.count_stopped_in_a_row)
+    return Response(render(jobs_by_stage, stopped_in_a_row), media_type=CONTENT_TYPE)
 
 
 routes = [Route("/metrics", metrics, methods=["GET"])]

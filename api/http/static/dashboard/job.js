@@ -34,19 +34,31 @@ function outcomeBreakdown(trials) {
   return OUTCOMES.map((outcome) => `${counts.get(outcome.key)} ${outcome.label}`).join(", ");
 }
 
+// The bound the next trial would get, how it comes about, and the guards that keep it moving.
+function earlyStopText(stop) {
+  if (stop.bound === null) return stop.factor === null ? "off (no beta)" : "no bound yet (nothing to bound against)";
+  const escalation = stop.escalation === 1 ? "" : ` × ${stop.escalation} (escalated)`;
+  const judged = stop.judged === "at_dispatch" ? "set when a trial is dispatched" : "judged at each report";
+  const guards = `window ${stop.stop_window || "all"}, escalation ${stop.bound_escalation ? "on" : "off"}, predictive stop ${stop.predictive_stop ? "on" : "off"}`;
+  return `next trial's bound ${joules(stop.bound)} = ${stop.factor_name} ${stop.factor} × ${stop.reference_name} ${joules(stop.reference)}${escalation}, ${judged}; ${stop.stopped_in_a_row} stopped in a row (${guards})`;
+}
+
 function summary(state, trials) {
   const spec = state.spec;
-  return facts([
+  const warning = state.early_stop.warning;
+  const rows = facts([
     ["job", `${state.job_id} (${state.job_uuid})${state.deleted ? " — deleted" : ""}`],
     ["stage", stageText(state.stage, state.pruning)],
     ["trials", trialCounts(state.trials)],
     ["outcomes", outcomeBreakdown(trials)],
+    ["early stop", earlyStopText(state.early_stop)],
     ["min cost", state.min_cost === null ? "none yet" : `${joules(state.min_cost)} at batch size ${state.min_cost_batch_size}`],
     ["knobs", `eta ${spec.eta_knob}, beta ${spec.beta_knob ?? "none"}, window ${spec.window_size}, target ${spec.target_metric} (${spec.higher_is_better_metric ? "higher" : "lower"} is better), max epochs ${spec.max_epochs}, max power ${spec.max_power} W`],
     ["batch sizes", spec.batch_sizes.join(", ")],
     ["registered", when(state.registered_at)],
     ["last event", `${when(state.updated_at)} (version ${state.version})`],
   ]);
+  return warning ? el("div", {}, el("p", { id: "bound-warning", class: "caveats", role: "alert" }, warning), rows) : rows;
 }
 
 function pager(total, page, onPage, id) {
