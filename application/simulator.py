@@ -9,6 +9,7 @@ server over HTTP, so that the same seeds give the same sequence of runs.
 """
 
 import math
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
@@ -17,6 +18,7 @@ from uuid import uuid4
 import numpy as np
 import pandas as pd
 
+from application.drift import NONE, Drift, epochs_to_target
 from application.service import BatchSizeOptimizer
 from application.traces import TraceSource, Workload
 from domain.cost import energy_time_cost, epoch_cost_at_power
@@ -28,7 +30,7 @@ MAX_TRIES_PER_RECURRENCE = 20
 
 
 class SimulationError(RuntimeError):
-    """The simulated job cannot go on (e.g. it never reached the target in 20 tries)."""
+    """The simulation cannot be set up or priced (e.g. the traces lack a batch size)."""
 
 
 class OptimizerClient(Protocol):
@@ -105,6 +107,27 @@ class Knobs:
     mab_seed: int | None = 1
     window_size: int = 0
     policy: str = ZEUS
+    # The stop rule's guards; None is not sent, so that the server's default for the policy applies.
+    stop_window: int | None = None
+    bound_escalation: bool | None = None
+    predictive_stop: bool | None = None
+
+    def stop_rule_fields(self) -> dict[str, Any]:
+        """The job spec fields of the guards that were set."""
+        given = {
+            "stop_window": self.stop_window,
+            "bound_escalation": self.bound_escalation,
+            "predictive_stop": self.predictive_stop,
+        }
+        return {name: value for name, value in given.items() if value is not None}
+
+
+def trainer_bounds_runs(knobs: Knobs) -> bool:
+    """Whether the trainer stops runs by its own rule, as Zeus's simulator does (beta x the
+    cheapest recurrence so far, in whole epochs). Only for plain Zeus, whose reference
+    sequence needs it; a guard (a stop window, bound escalation, predictive stop) or another
+    policy makes a bound that only the server knows, so there the trainer asks the server."""
+    return knobs.policy == ZEUS and not knobs.stop_window and not knobs.bound_escalation and not knobs.predictive_stop
 
 
 # How recorded runs are drawn. "zeus": one generator for every draw, as Zeus's simulator
@@ -135,7 +158,8 @@ class Run:
 
 @dataclass(frozen=True)
 class Recurrence:
-    """One recurrence of the job: its runs until one reached the target."""
+    """One recurrence of the job: its runs until one reached the target, or until the tries
+    ran out (bricked: converged false)."""
 
     number: int
     batch_size: int
@@ -155,6 +179,7 @@ class SimulationResult:
     workload: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
     recurrences: list[Recurrence] = field(default_factory=list)
+    drift: Drift = Drift()
     summary: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -185,6 +210,7 @@ class WorkloadTrace:
             for (size, limit), frame in rows.groupby(["batch_size", "power_limit"], sort=False)
         }
         self._epoch_costs: dict[tuple[int, float], dict[int, float]] = {}
+        self._recurrence_costs: dict[tuple[int, float, float], float] = {}
 
     def size_rows(self, batch_size: int) -> pd.DataFrame:
         if batch_size not in self._by_size:
@@ -237,6 +263,58 @@ class WorkloadTrace:
     def highest_power_limit(self, batch_size: int) -> float:
         return float(self.size_rows(batch_size).power_limit.max())
 
+    def expected_recurrence_cost(self, batch_size: int, eta_knob: float, epochs_factor: float = 1.0) -> float:
+        """The expected cost of a recurrence at this size (at the power limit the simulator picks
+        for it), over its recorded runs with their epochs to target scaled by ``epochs_factor``,
+        retries priced in: a size whose runs miss the target with probability p costs
+        E[success] + p / (1 - p) x E[failure]. Infinite when no run reaches the target."""
+        key = (batch_size, eta_knob, epochs_factor)
+        if key not in self._recurrence_costs:  # the oracle asks for every recurrence: work it out once
+            self._recurrence_costs[key] = self._expected_recurrence_cost(batch_size, eta_knob, epochs_factor)
+        return self._recurrence_costs[key]
+
+    def _expected_recurrence_cost(self, batch_size: int, eta_knob: float, epochs_factor: float) -> float:
+        if batch_size not in self._by_size:
+            return math.inf
+        max_epochs = self.workload.max_epochs
+        rows = self.size_rows(batch_size)
+        rows = rows.loc[rows.power_limit == self.best_power_limit(batch_size, eta_knob)]
+        epoch_cost = energy_time_cost(rows.energy_per_epoch, rows.time_per_epoch, eta_knob, self.max_power)
+        epochs = pd.Series(
+            [epochs_to_target(target, epochs_factor, max_epochs) for target in rows.target_epoch],
+            index=rows.index,
+            dtype=float,
+        )
+        reached = epochs.notna()
+        if not reached.any():
+            return math.inf
+        success = float((epochs[reached] * epoch_cost[reached]).mean())
+        missing = float(1 - reached.mean())
+        failure = float((max_epochs * epoch_cost[~reached]).mean()) if missing else 0.0
+        return success + missing / (1 - missing) * failure
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """A recorded run as the recurrence's drift makes it: what its first epochs measure, and
+    when it reaches the target."""
+
+    energy_per_epoch: float
+    time_per_epoch: float
+    profiling_epoch: tuple[float, float] | None  # (energy, time) of a first epoch that profiles power
+    cost_factor: float
+    target_epoch: int | None  # None: not within max_epochs
+
+    def measured(self, epochs: float) -> tuple[float, float]:
+        """Energy and time of the first ``epochs`` epochs; a profiling first epoch costs the mean over limits."""
+        if self.profiling_epoch is None:
+            energy, time = self.energy_per_epoch * epochs, self.time_per_epoch * epochs
+        else:
+            first_energy, first_time = self.profiling_epoch
+            energy = first_energy + self.energy_per_epoch * (epochs - 1)
+            time = first_time + self.time_per_epoch * (epochs - 1)
+        return self.cost_factor * energy, self.cost_factor * time
+
 
 @dataclass(frozen=True)
 class _Outcome:
@@ -258,6 +336,7 @@ class TraceSimulator:
         seed: int,
         gpu_model: str,
         draws: str = ZEUS_DRAWS,
+        drift_scenario: str = NONE,
     ) -> None:
         self.trace = trace
         self.client = client
@@ -265,6 +344,7 @@ class TraceSimulator:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.draws = draws
+        self.drift_scenario = drift_scenario
         self._paired: dict[tuple[int, int], np.random.Generator] = {}
         self.gpu_model = gpu_model
         self._power_limit: dict[int, int] = {}
@@ -291,30 +371,34 @@ class TraceSimulator:
             "number_of_gpus": 1,
             "gpu_model": self.gpu_model,
             "policy": self.knobs.policy,
+            **self.knobs.stop_rule_fields(),
         }
 
     def run(
         self, recurrences: int, progress: Callable[[int, int], None] | None = None, summarise: bool = True
     ) -> SimulationResult:
+        drift = drift_for(self.trace, self.knobs.eta_knob, self.drift_scenario, recurrences)
         spec = self.job_spec()
         job_id = self.client.register(spec)
-        result = SimulationResult(job_id=job_id, spec=spec, workload=asdict(self.trace.workload))
+        result = SimulationResult(job_id=job_id, spec=spec, workload=asdict(self.trace.workload), drift=drift)
         min_cost = math.inf
         for number in range(1, recurrences + 1):
-            runs = self._recur(job_id, number, min_cost)
+            runs = self._recur(job_id, number, min_cost, drift)
             result.runs.extend(runs)
             recurrence = _summarise_recurrence(number, runs)
             result.recurrences.append(recurrence)
-            min_cost = min(min_cost, recurrence.cost)
+            if recurrence.converged:  # a bricked recurrence trained nothing to compare a run with
+                min_cost = min(min_cost, recurrence.cost)
             if progress is not None:
                 progress(number, recurrences)
         if summarise:
             result.summary = summary_of(result, self.trace, self.knobs.eta_knob)
         return result
 
-    def _recur(self, job_id: str, number: int, min_cost: float) -> list[Run]:
-        """Train until a run reaches the target; each retry is a new trial."""
-        beta = math.inf if self.knobs.beta_knob is None else self.knobs.beta_knob
+    def _recur(self, job_id: str, number: int, min_cost: float, drift: Drift) -> list[Run]:
+        """Train until a run reaches the target; each retry is a new trial. A recurrence that
+        misses it MAX_TRIES_PER_RECURRENCE times is bricked, and the job goes on with the next
+        one, as its team would: one bad recurrence must not hide how the policy does later."""
         runs: list[Run] = []
         for attempt in range(1, MAX_TRIES_PER_RECURRENCE + 1):
             batch_size, trial_number = self.client.predict(job_id)
@@ -322,73 +406,110 @@ class TraceSimulator:
             if profiled_power:
                 self._power_limit[batch_size] = self.trace.best_power_limit(batch_size, self.knobs.eta_knob)
             power_limit = self._power_limit[batch_size]
-            outcome = self._train(batch_size, power_limit, self._bound(job_id, trial_number, beta * min_cost), profiled_power)
+            draw = self._draw(batch_size, power_limit, profiled_power, drift, number - 1)
+            if trainer_bounds_runs(self.knobs):
+                outcome, answer = self._train_to_zeus_bound(job_id, trial_number, batch_size, draw, min_cost)
+            else:
+                outcome, answer = self._train_to_server_bound(job_id, trial_number, batch_size, draw)
             cost = energy_time_cost(outcome.energy, outcome.time, self.knobs.eta_knob, self.trace.max_power)
-            target = self.trace.workload.target_metric
-            metric = target + 1 if outcome.reached else target - 1
-            report = EpochReport(trial_number, batch_size, outcome.time, outcome.energy, metric, outcome.reported_epoch)
-            answer = self.client.report(job_id, report)
             runs.append(
                 Run(number, attempt, trial_number, batch_size, power_limit, outcome.epochs,
                     outcome.energy, outcome.time, cost, outcome.reached, profiled_power,
                     bool(answer["converged"]))
             )
             if outcome.reached:
-                return runs
-        raise SimulationError(
-            f"Recurrence {number} did not reach the target metric in {MAX_TRIES_PER_RECURRENCE} tries"
-        )
+                break
+        return runs
 
-    def _bound(self, job_id: str, trial_number: int, zeus_bound: float) -> float:
-        """The cost the trainer stops the run at. Zeus's simulator bounds a run by beta x the
-        cheapest recurrence so far (a trainer-side rule kept to reproduce its sequence); any
-        other policy decides the run's bound itself, and the service says what it is."""
-        if self.knobs.policy == ZEUS:
-            return zeus_bound
-        bound = self.client.run_cost_bound(job_id, trial_number)
-        return math.inf if bound is None else bound
-
-    def _draw(self, batch_size: int, power_limit: int) -> pd.Series:
-        if self.draws == ZEUS_DRAWS:
-            return self.trace.sample_run(batch_size, power_limit, self.rng)
-        key = (batch_size, power_limit)
-        stream = self._paired.setdefault(key, np.random.default_rng([self.seed, batch_size, power_limit]))
-        return self.trace.run_at(batch_size, power_limit, int(stream.integers(self.trace.run_count(batch_size, power_limit))))
-
-    def _train(self, batch_size: int, power_limit: int, cost_bound: float, profile_power: bool) -> _Outcome:
-        """Sample a recorded run and stop it where the trainer knows it would exceed the bound."""
+    def _train_to_zeus_bound(
+        self, job_id: str, trial_number: int, batch_size: int, draw: _Draw, min_cost: float
+    ) -> tuple[_Outcome, dict[str, Any]]:
+        """Zeus's simulator's trainer: it stops a run at the largest whole number of epochs within
+        beta x the cheapest recurrence so far, and reports once (epoch max_epochs unless the run
+        reached the target)."""
+        beta = math.inf if self.knobs.beta_knob is None else self.knobs.beta_knob
+        cost_bound = beta * min_cost
         max_epochs = self.trace.workload.max_epochs
-        path = self._draw(batch_size, power_limit)
         budget: float = max_epochs
         if cost_bound != math.inf:
             # Time is priced at this size's highest power limit, as Zeus's simulator does.
             epoch_cost = energy_time_cost(
-                path.energy_per_epoch,
-                path.time_per_epoch,
+                draw.cost_factor * draw.energy_per_epoch,
+                draw.cost_factor * draw.time_per_epoch,
                 self.knobs.eta_knob,
                 self.trace.highest_power_limit(batch_size),
             )
             budget = min(cost_bound // epoch_cost, max_epochs)
         if budget == 0:
             # Not even one epoch is affordable: it is charged one epoch and reported as failed.
-            energy, time = self._consume(path, batch_size, 1, profile_power)
-            return _Outcome(1, energy, time, False, max_epochs)
-        target_epoch = path.target_epoch
-        if not pd.isna(target_epoch) and target_epoch <= budget:
-            energy, time = self._consume(path, batch_size, target_epoch, profile_power)
-            return _Outcome(float(target_epoch), energy, time, True, int(target_epoch))
-        energy, time = self._consume(path, batch_size, budget, profile_power)
-        return _Outcome(float(budget), energy, time, False, max_epochs)
+            outcome = _Outcome(1, *draw.measured(1), False, max_epochs)
+        elif draw.target_epoch is not None and draw.target_epoch <= budget:
+            outcome = _Outcome(float(draw.target_epoch), *draw.measured(draw.target_epoch), True, draw.target_epoch)
+        else:
+            outcome = _Outcome(float(budget), *draw.measured(budget), False, max_epochs)
+        return outcome, self._report(job_id, trial_number, outcome, batch_size)
 
-    def _consume(self, path: pd.Series, batch_size: int, epochs: float, profile_power: bool) -> tuple[float, float]:
-        """Energy and time of ``epochs`` epochs; a profiling first epoch costs the mean over limits."""
-        if not profile_power:
-            return float(path.energy_per_epoch * epochs), float(path.time_per_epoch * epochs)
-        first_energy, first_time = self.trace.profiling_epoch(batch_size)
-        return (
-            first_energy + float(path.energy_per_epoch * (epochs - 1)),
-            first_time + float(path.time_per_epoch * (epochs - 1)),
+    def _train_to_server_bound(
+        self, job_id: str, trial_number: int, batch_size: int, draw: _Draw
+    ) -> tuple[_Outcome, dict[str, Any]]:
+        """A per-epoch trainer under the bound the server decided. The run ends at the first
+        epoch whose cost passes the bound (consumed and reported, so that the server stops the
+        trial on its bound), unless the target comes first or the epochs run out, or sooner where
+        the server says stop (predictive stop). To keep simulations fast it reports only the
+        epochs where the server may say so: the first (the dearest per epoch: it profiles the
+        power limits) and the last within the bound (the next one would pass it); exact when
+        every epoch after the first costs the same, as in the traces."""
+        bound = self.client.run_cost_bound(job_id, trial_number)
+        outcome, last_within = self._run_within(draw, math.inf if bound is None else bound)
+        for epoch in sorted({1, last_within}):
+            if 1 <= epoch < outcome.reported_epoch:
+                early = _Outcome(float(epoch), *draw.measured(epoch), False, epoch)
+                answer = self._report(job_id, trial_number, early, batch_size)
+                if answer["stop_train"]:
+                    return early, answer
+        return outcome, self._report(job_id, trial_number, outcome, batch_size)
+
+    def _run_within(self, draw: _Draw, bound: float) -> tuple[_Outcome, int]:
+        """Where a run ends under this bound, its costs priced as the server prices reports, and
+        the last epoch within the bound."""
+        max_epochs = self.trace.workload.max_epochs
+
+        def cost_after(epochs: int) -> float:
+            return energy_time_cost(*draw.measured(epochs), self.knobs.eta_knob, self.trace.max_power)
+
+        # Costs grow with every epoch, so the epochs within the bound are a prefix.
+        crossing = 1 + bisect_right(range(1, max_epochs + 1), bound, key=cost_after)
+        target = draw.target_epoch
+        if target is not None and target < crossing:
+            return _Outcome(float(target), *draw.measured(target), True, target), crossing - 1
+        epochs = min(crossing, max_epochs)
+        return _Outcome(float(epochs), *draw.measured(epochs), False, epochs), crossing - 1
+
+    def _report(self, job_id: str, trial_number: int, outcome: _Outcome, batch_size: int) -> dict[str, Any]:
+        target = self.trace.workload.target_metric
+        metric = target + 1 if outcome.reached else target - 1
+        report = EpochReport(trial_number, batch_size, outcome.time, outcome.energy, metric, outcome.reported_epoch)
+        return self.client.report(job_id, report)
+
+    def _draw(self, batch_size: int, power_limit: int, profiled_power: bool, drift: Drift, recurrence: int) -> _Draw:
+        """A recorded run of these knobs, as the drift of this recurrence (0-based) makes it."""
+        path = self._sample(batch_size, power_limit)
+        return _Draw(
+            energy_per_epoch=float(path.energy_per_epoch),
+            time_per_epoch=float(path.time_per_epoch),
+            profiling_epoch=self.trace.profiling_epoch(batch_size) if profiled_power else None,
+            cost_factor=drift.cost_factor(recurrence, batch_size),
+            target_epoch=epochs_to_target(
+                float(path.target_epoch), drift.epochs_factor(recurrence, batch_size), self.trace.workload.max_epochs
+            ),
         )
+
+    def _sample(self, batch_size: int, power_limit: int) -> pd.Series:
+        if self.draws == ZEUS_DRAWS:
+            return self.trace.sample_run(batch_size, power_limit, self.rng)
+        key = (batch_size, power_limit)
+        stream = self._paired.setdefault(key, np.random.default_rng([self.seed, batch_size, power_limit]))
+        return self.trace.run_at(batch_size, power_limit, int(stream.integers(self.trace.run_count(batch_size, power_limit))))
 
 
 def _summarise_recurrence(number: int, runs: list[Run]) -> Recurrence:
@@ -415,15 +536,20 @@ def summary_of(result: SimulationResult, trace: WorkloadTrace, eta_knob: float) 
     oracle = oracle_batch_size(trace, eta_knob)
     baseline = default_baseline(trace, eta_knob)
     chosen = [recurrence.batch_size for recurrence in result.recurrences]
+    drift = result.drift
     return {
         "recurrences": count,
         "runs": len(result.runs),
+        "bricked_recurrences": sum(not recurrence.converged for recurrence in result.recurrences),
+        "drift": {"scenario": drift.scenario, "g": drift.g, "b_old": drift.b_old, "b_new": drift.b_new},
         "cumulative_cost": cost,
         "cumulative_energy": energy,
         "cumulative_time": time,
         "oracle": oracle,
         "regret": cost - count * oracle["expected_cost"] if oracle else None,
-        "regret_oracle_recurrences": regret_in_oracle_recurrences(cost, count, trace, eta_knob),
+        "regret_oracle_recurrences": regret_in_oracle_recurrences(
+            result.recurrences, recurrence_oracle_costs(trace, eta_knob, drift)
+        ),
         "baseline": baseline,
         "energy_saved_fraction": 1 - energy / (count * baseline["expected_energy"]),
         "time_saved_fraction": 1 - time / (count * baseline["expected_time"]),
@@ -433,36 +559,46 @@ def summary_of(result: SimulationResult, trace: WorkloadTrace, eta_knob: float) 
     }
 
 
-def regret_in_oracle_recurrences(cost: float, recurrences: int, trace: WorkloadTrace, eta_knob: float) -> float:
-    """POLICY.md's figure of merit: (cumulative cost - N x oracle cost) / oracle cost."""
-    oracle = oracle_recurrence_cost(trace, eta_knob)
-    return (cost - recurrences * oracle) / oracle
+def regret_in_oracle_recurrences(recurrences: list[Recurrence], oracles: list[float]) -> float:
+    """POLICY.md's figure of merit with the oracle of each recurrence (DRIFT.md): the sum over
+    recurrences of (cost - oracle) / oracle. Without drift every oracle is the same, and this
+    is (cumulative cost - N x oracle cost) / oracle cost."""
+    return sum((recurrence.cost - oracle) / oracle for recurrence, oracle in zip(recurrences, oracles, strict=True))
+
+
+def recurrence_oracle_costs(trace: WorkloadTrace, eta_knob: float, drift: Drift) -> list[float]:
+    """The oracle of each recurrence: the lowest expected cost of a recurrence under that
+    recurrence's drift factors (a size that then misses the target more often prices the retries)."""
+    oracles = []
+    for recurrence in range(drift.recurrences):
+        oracle = min(
+            drift.cost_factor(recurrence, size)
+            * trace.expected_recurrence_cost(size, eta_knob, drift.epochs_factor(recurrence, size))
+            for size in trace.batch_sizes
+        )
+        if oracle == math.inf:
+            raise SimulationError(f"No batch size reaches the target at recurrence {recurrence + 1}: no oracle")
+        oracles.append(oracle)
+    return oracles
+
+
+def drift_for(trace: WorkloadTrace, eta_knob: float, scenario: str, recurrences: int) -> Drift:
+    """The drift scenario on this workload x GPU, chosen from the expected costs without drift."""
+    return Drift.on(scenario, expected_costs(trace, eta_knob), recurrences)
+
+
+def expected_costs(trace: WorkloadTrace, eta_knob: float) -> dict[int, float]:
+    """The expected recurrence cost of every batch size that some recorded run brings to the target."""
+    costs = {size: trace.expected_recurrence_cost(size, eta_knob) for size in trace.batch_sizes}
+    viable = {size: cost for size, cost in costs.items() if cost != math.inf}
+    if not viable:
+        raise SimulationError("No batch size of the traces ever reaches the target: no oracle")
+    return viable
 
 
 def oracle_recurrence_cost(trace: WorkloadTrace, eta_knob: float) -> float:
-    """The lowest expected cost of a recurrence with one fixed batch size (at the power limit
-    the simulator picks for it), over its recorded runs, retries priced in: a size whose runs
-    miss the target with probability p costs E[success] + p / (1 - p) x E[failure]."""
-    max_epochs = trace.workload.max_epochs
-    best = math.inf
-    for size in trace.batch_sizes:
-        try:
-            limit = trace.best_power_limit(size, eta_knob)
-        except SimulationError:
-            continue
-        rows = trace.size_rows(size)
-        rows = rows.loc[rows.power_limit == limit]
-        epoch_cost = energy_time_cost(rows.energy_per_epoch, rows.time_per_epoch, eta_knob, trace.max_power)
-        reached = rows.target_epoch.notna() & (rows.target_epoch <= max_epochs)
-        if not reached.any():
-            continue
-        success = float((rows.target_epoch[reached] * epoch_cost[reached]).mean())
-        missing = float(1 - reached.mean())
-        failure = float((max_epochs * epoch_cost[~reached]).mean()) if missing else 0.0
-        best = min(best, success + missing / (1 - missing) * failure)
-    if best == math.inf:
-        raise SimulationError("No batch size of the traces ever reaches the target: no oracle")
-    return best
+    """The lowest expected cost of a recurrence with one fixed batch size, without drift."""
+    return min(expected_costs(trace, eta_knob).values())
 
 
 def settled_after(chosen: list[int]) -> int:

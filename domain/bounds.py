@@ -49,9 +49,8 @@ def escalation_scale(stopped_in_a_row: int, escalate: bool) -> float:
     return math.ldexp(1.0, min(stopped_in_a_row, MAX_DOUBLINGS)) if escalate else 1.0
 
 
-def predicted_cost(cost: float, epoch: int, fewest_epochs: int | None) -> float | None:
-    """A run's final cost predicted from its cost so far, if it needs as few epochs as the fewest
-    any converged trial of the job needed; None once it has run that many (nothing to predict)."""
-    if fewest_epochs is None or epoch >= fewest_epochs:
-        return None
-    return cost / epoch * fewest_epochs
+def predicted_cost(cost: float, epoch: int, fewest_epochs: int | None) -> float:
+    """A run's final cost predicted from its cost so far, at the same cost per epoch: a run that
+    has not converged after ``epoch`` epochs needs at least one more, and at least as many as
+    the fewest any converged trial of the job needed."""
+    return cost / epoch * max(epoch + 1, fewest_epochs or 0)

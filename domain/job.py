@@ -553,8 +553,7 @@ class Job(Aggregate):
                 "used. Ask for a new batch size to train again."
             )
         trial = self.open_trials[str(number)]
-        fewest_epochs = self.fewest_epochs if self.spec.predictive_stop else None
-        verdict = judge_epoch(self.stop_rule(), self._bound_for(trial), report, fewest_epochs)
+        verdict = judge_epoch(self.stop_rule(), self._bound_for(trial), report, self.spec.predictive_stop, self.fewest_epochs)
         measured = {"epoch": report.epoch, "time": report.time, "energy": report.energy, "metric": report.metric}
         if not verdict.stop_train:
             self.trigger_event(self.TrialProgressReported, number=number, **measured, cost=verdict.cost, timestamp=now)

@@ -91,20 +91,20 @@ def reached_target(rule: StopRule, metric: float) -> bool:
 
 
 def judge_epoch(
-    rule: StopRule, bound: CostBound, report: EpochReport, fewest_epochs: int | None = None
+    rule: StopRule, bound: CostBound, report: EpochReport, predictive: bool = False, fewest_epochs: int | None = None
 ) -> EpochVerdict:
     """Decide after one epoch's cumulative measurements, exactly as Zeus does; with
-    ``fewest_epochs`` (predictive stop), also stop a run predicted to end above its bound."""
+    ``predictive`` (predictive stop), also stop a run predicted to end above its bound
+    (``fewest_epochs``: the fewest any converged trial of the job needed)."""
     cost = energy_time_cost(report.energy, report.time, rule.eta_knob, rule.max_power)
     within = bound.value >= cost
     converged = reached_target(rule, report.metric)
     if within and report.epoch < rule.max_epochs and not converged:
-        predicted = predicted_cost(cost, report.epoch, fewest_epochs)
+        predicted = predicted_cost(cost, report.epoch, fewest_epochs) if predictive else None
         if predicted is not None and predicted > bound.value:
             message = (
                 f"Batch Size({report.batch_size}) is predicted to exceed the cost upper bound: "
-                f"cost({cost}) after {report.epoch} of at least {fewest_epochs} epochs, "
-                f"predicted({predicted}) > {bound.meaning}"
+                f"cost({cost}) after {report.epoch} epochs, predicted({predicted}) > {bound.meaning}"
             )
             return EpochVerdict(True, False, cost, StopReason.PREDICTED_COST_BOUND, message)
         return EpochVerdict(False, False, cost, StopReason.KEEP_TRAINING, KEEP_TRAINING_MESSAGE)

@@ -212,3 +212,15 @@ def test_operators_see_stops_in_a_row_in_the_job_view_and_in_metrics(tmp_path, p
         converged = {**trial, "time": 0.0, "energy": 150.0 / COST, "metric": 1.0, "current_epoch": 1}
         assert client.post("/report", json=converged).json()["converged"]
         assert "bso_jobs_stopped_in_a_row 0.0" in client.get("/metrics").text
+
+
+def test_predictive_stop_ends_a_run_whose_next_epoch_would_pass_the_bound(app: BatchSizeOptimizer) -> None:
+    one_size_job(app, "test-next", policy="zeus", predictive_stop=True)
+    run(app, "test-next", 400.0, epochs=4)  # bound 800 from now on
+    trial = app.predict("test-next")
+    number = trial["trial_number"]
+    # 600 after 5 epochs: a sixth makes about 720, within 800: go on.
+    assert not app.report("test-next", EpochReport(number, 32, 0.0, 600.0 / COST, 0.0, 5))["stop_train"]
+    # 700 after 5 epochs (as reported now): a sixth makes about 840 > 800: stop before paying for it.
+    answer = app.report("test-next", EpochReport(number, 32, 0.0, 700.0 / COST, 0.0, 5))
+    assert answer["stop_train"] and not answer["converged"] and "predicted(840.0)" in answer["message"]

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 from api.cli.shared import print_json
 from application.simulator import (
+    MAX_TRIES_PER_RECURRENCE,
     InProcessClient,
     Knobs,
     OptimizerClient,
@@ -21,6 +22,7 @@ from application.simulator import (
 from api.cli.shared import add_progress_flag, add_wide_flag, print_table, progress_for
 from api.cli.terminal import duration, energy, knob, wrapped
 from api.version import DISTRIBUTION
+from application.drift import NONE, SCENARIOS
 from application.traces import Workload
 from domain.errors import DomainError
 from domain.spec import POLICIES, ZEUS
@@ -63,6 +65,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     knobs.add_argument("--mab-seed", type=int, default=1, help="the job's bandit seed (default 1)")
     knobs.add_argument("--window-size", type=int, default=0)
     knobs.add_argument("--policy", choices=POLICIES, default=ZEUS, help="the job's policy (default zeus)")
+    guards = parser.add_argument_group("stop rule guards (not given: the server's default for the policy)")
+    guards.add_argument(
+        "--stop-window",
+        type=_count,
+        metavar="N",
+        help="the early-stop reference is the cheapest of the last N converged runs (0: of all runs; "
+        "server default: 0 for zeus, 20 for lsts)",
+    )
+    guards.add_argument(
+        "--bound-escalation",
+        action=argparse.BooleanOptionalAction,
+        help="double a run's cost bound after each run stopped by it in a row (server default: off for "
+        "zeus, on for lsts)",
+    )
+    guards.add_argument(
+        "--predictive-stop",
+        action="store_const",
+        const=True,
+        help="LSTS: the trainer reports epoch 1 and stops there when the server predicts the run ends "
+        "above its bound (server default: off)",
+    )
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=1, help="the simulator's own sampling seed (default 1)")
     run.add_argument(
@@ -73,6 +96,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "a batch size depends only on --seed, so two policies run with the same seed see the same runs",
     )
     run.add_argument("--recurrences", type=int, help="default: 2 x batch sizes x power limits")
+    run.add_argument(
+        "--drift",
+        choices=SCENARIOS,
+        default=NONE,
+        help="perturb the recorded runs as DRIFT.md's scenario says: grow (D1), step-silent (D2), "
+        "step-visible (D3), slow (D4); regret is then measured against each recurrence's oracle "
+        "(default none)",
+    )
     run.add_argument("--url", help="drive a running server over HTTP instead of the in-process application")
     run.add_argument("--database-url", default="memory://", help="event store of the in-process application (default memory://)")
     run.add_argument("--json", action="store_true", help="print everything as one JSON document")
@@ -86,6 +117,13 @@ def _beta(text: str) -> float | None:
     if text.lower() == "none":
         return None
     return float(text)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -121,10 +159,21 @@ def _run(args: argparse.Namespace) -> SimulationResult:
     traces = Traces.load(train_path, power_path)
     trace = WorkloadTrace(traces, workload_from(args, traces))
     recurrences = args.recurrences or 2 * len(trace.batch_sizes) * len(trace.power_limits)
-    knobs = Knobs(args.eta_knob, args.beta_knob, args.mab_seed, args.window_size, args.policy)
+    knobs = Knobs(
+        eta_knob=args.eta_knob,
+        beta_knob=args.beta_knob,
+        mab_seed=args.mab_seed,
+        window_size=args.window_size,
+        policy=args.policy,
+        stop_window=args.stop_window,
+        bound_escalation=args.bound_escalation,
+        predictive_stop=args.predictive_stop,
+    )
     client, close = _client(args)
     try:
-        simulator = TraceSimulator(trace, client, knobs, seed=args.seed, gpu_model=args.gpu, draws=args.draws)
+        simulator = TraceSimulator(
+            trace, client, knobs, seed=args.seed, gpu_model=args.gpu, draws=args.draws, drift_scenario=args.drift
+        )
         return simulator.run(recurrences, progress=progress_for(args, "simulate", unit="recurrence"))
     finally:
         close()
@@ -190,14 +239,22 @@ def _summary_lines(summary: dict[str, Any]) -> Iterator[str]:
            f"{summary['settled_after_recurrence']}")
     yield (f"cumulative cost {energy(summary['cumulative_cost'])}, energy {energy(summary['cumulative_energy'])}, "
            f"time {duration(summary['cumulative_time'])}")
+    drift = summary["drift"]
+    # The oracle and the baseline below price the recorded runs as they are: without drift.
+    undrifted = "" if drift["scenario"] == NONE else " (runs without drift)"
+    if drift["scenario"] != NONE:
+        tilt = "" if drift["g"] is None else f", g {drift['g']}, optimum moves to batch size {drift['b_new']}"
+        yield f"drift {drift['scenario']} (DRIFT.md): optimum without drift batch size {drift['b_old']}{tilt}"
     oracle = summary["oracle"]
     if oracle is not None:
-        yield (f"oracle: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
+        yield (f"oracle{undrifted}: batch size {oracle['batch_size']} at {oracle['power_limit']} W, regret "
                f"{energy(summary['regret'])} ({summary['regret'] / summary['cumulative_cost']:.1%} of the cost)")
-    yield f"regret in oracle recurrences (POLICY.md): {summary['regret_oracle_recurrences']:.3f}"
+    yield f"regret in oracle recurrences (POLICY.md, oracle of each recurrence): {summary['regret_oracle_recurrences']:.3f}"
+    if summary["bricked_recurrences"]:
+        yield f"bricked recurrences (no run reached the target in {MAX_TRIES_PER_RECURRENCE} tries): {summary['bricked_recurrences']}"
     baseline = summary["baseline"]
-    yield (f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time: energy saved "
-           f"{summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
+    yield (f"against batch size {baseline['batch_size']} at {baseline['power_limit']} W every time{undrifted}: "
+           f"energy saved {summary['energy_saved_fraction']:.1%}, time saved {summary['time_saved_fraction']:.1%}, "
            f"cost saved {summary['cost_saved_fraction']:.1%}")
 
 
