@@ -9,7 +9,7 @@ from domain.reporting import EpochReport
 
 
 class RemoteOptimizerError(RuntimeError):
-    """The server answered a request with an error status."""
+    """The server answered a request with an error status, or could not be reached."""
 
 
 class HttpOptimizerClient:
@@ -26,10 +26,10 @@ class HttpOptimizerClient:
         self.http.close()
 
     def register(self, spec: dict[str, Any]) -> str:
-        return self._checked(self.http.post("/jobs", content=json.dumps(spec)))["job_id"]
+        return self._call("POST", "/jobs", content=json.dumps(spec))["job_id"]
 
     def predict(self, job_id: str) -> tuple[int, int]:
-        answer = self._checked(self.http.get("/jobs/batch_size", params={"job_id": job_id}))
+        answer = self._call("GET", "/jobs/batch_size", params={"job_id": job_id})
         return answer["batch_size"], answer["trial_number"]
 
     def report(self, job_id: str, report: EpochReport) -> dict[str, Any]:
@@ -42,16 +42,24 @@ class HttpOptimizerClient:
             "metric": report.metric,
             "current_epoch": report.epoch,
         }
-        return self._checked(self.http.post("/report", content=json.dumps(body)))
+        return self._call("POST", "/report", content=json.dumps(body))
 
     def run_cost_bound(self, job_id: str, trial_number: int) -> float | None:
         """The bound the service decided for the trial, from its audit view."""
-        trial = self._checked(self.http.get(f"/v1/jobs/{job_id}/trials/{trial_number}"))
+        trial = self._call("GET", f"/v1/jobs/{job_id}/trials/{trial_number}")
         return trial["cost_bound"]
 
     def end_trial(self, job_id: str, trial_number: int, batch_size: int) -> None:
         body = {"job_id": job_id, "trial_number": trial_number, "batch_size": batch_size}
-        self._checked(self.http.patch("/trials", content=json.dumps(body)))
+        self._call("PATCH", "/trials", content=json.dumps(body))
+
+    def _call(self, method: str, path: str, **options: Any) -> Any:
+        """The answer's JSON; no answer at all (refused, unreachable, timed out) is one line too."""
+        try:
+            response = self.http.request(method, path, **options)
+        except httpx.TransportError as error:
+            raise RemoteOptimizerError(f"{method} {self.http.base_url.join(path)} got no answer: {error}") from None
+        return self._checked(response)
 
     @staticmethod
     def _checked(response: httpx.Response) -> Any:

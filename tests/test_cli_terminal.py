@@ -1,10 +1,13 @@
 """The real ``bso`` command in a subprocess: widths, units, progress, versions and exit codes."""
 
+import csv
 import fcntl
+import io
 import json
 import os
 import pty
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -71,7 +74,7 @@ def test_jobs_fits_the_terminal_in_human_units_without_the_cursor(database: str)
     narrow = bso("jobs", "--database-url", database, columns=80)
     assert narrow.returncode == 0, narrow.stderr
     assert widest(narrow.stdout) <= 80
-    assert "…" in narrow.stdout  # the long job id was cut
+    assert LONG_JOB in narrow.stdout.splitlines()  # too long for its column: a line of its own, never cut
     assert "cursor" not in narrow.stdout and "e+0" not in narrow.stdout
     assert re.search(r"\d(\.\d+)? kJ", narrow.stdout)
     assert WHOLE_SECOND.search(narrow.stdout) and not re.search(r":\d\d\.\d", narrow.stdout)
@@ -83,6 +86,59 @@ def test_jobs_fits_the_terminal_in_human_units_without_the_cursor(database: str)
     hint = re.search(r"^\(more: bso jobs --after (\d+)\)$", paged.stdout, re.MULTILINE)
     assert hint and LONG_JOB[:12] in paged.stdout and "test-young" not in paged.stdout
     assert "test-young" in bso("jobs", "--after", hint.group(1), "--database-url", database).stdout
+
+
+TABLE_COMMANDS = {  # every command that prints a table, and what each line of it must show whole
+    "jobs": ("jobs",),
+    "trials": ("trials", LONG_JOB),
+    "events": ("events", LONG_JOB, "--limit", "12"),
+    "show": ("show", LONG_JOB),
+    "replay": ("replay", LONG_JOB),
+    "reanalyze": ("reanalyze", LONG_JOB, "--eta-knob", "0.9"),
+}
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+@pytest.mark.parametrize("command", list(TABLE_COMMANDS))
+def test_every_table_fits_the_width_without_cutting_an_id(database: str, command: str, columns: int) -> None:
+    result = bso(*TABLE_COMMANDS[command], "--database-url", database, columns=columns)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("(more: ")]  # a command to copy
+    assert max(map(len, lines)) <= columns, result.stdout
+    if command in ("jobs", "show", "replay"):
+        assert any(LONG_JOB in line for line in lines), result.stdout
+    if command in ("trials", "show", "reanalyze", "events"):
+        first = re.compile(r"^(\d+)\s")  # the trial number or event version opens its row, uncut
+        header = next(i for i, line in enumerate(lines) if line.split()[:1] in (["number"], ["trial"], ["version"]))
+        numbers = [int(match.group(1)) for line in lines[header:] if (match := first.match(line))]
+        expected = {"trials": 30, "show": 20, "reanalyze": 20, "events": 12}[command]
+        assert len(numbers) == expected and numbers == sorted(numbers), result.stdout
+    assert "…" not in "".join(line.split()[0] for line in lines if line.strip())
+
+
+@pytest.mark.parametrize("command", ["jobs", "trials", "events", "show", "replay", "reanalyze"])
+def test_every_table_command_prints_csv_and_json_of_its_rows(database: str, command: str) -> None:
+    args = (*TABLE_COMMANDS[command], "--database-url", database)
+    table = bso(*args, "--format", "csv")
+    assert table.returncode == 0, table.stderr
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    as_json = json.loads(bso(*args, "--format", "json").stdout)
+    assert json.loads(bso(*args, "--json").stdout) == as_json  # the older flag, kept for scripts
+    if command == "jobs":
+        assert [row["job_id"] for row in rows] == [job["job_id"] for job in as_json["jobs"]]
+        assert LONG_JOB in [row["job_id"] for row in rows]
+    elif command == "trials":
+        assert [row["number"] for row in rows] == [str(trial["number"]) for trial in as_json] == list(map(str, range(1, 31)))
+    elif command == "events":
+        assert [row["version"] for row in rows] == [str(event["version"]) for event in as_json]
+        assert [json.loads(row["payload"]) for row in rows] == [event["payload"] for event in as_json]
+    elif command == "show":  # the rows are the trials; the state is one record
+        assert [row["number"] for row in rows] == [str(trial["number"]) for trial in as_json["trial_list"]]
+    elif command == "replay":  # the rows are the arms
+        assert [row["batch_size"] for row in rows] == [str(arm["batch_size"]) for arm in as_json["arms"]]
+    else:
+        assert [row["trial"] for row in rows] == [str(trial["number"]) for trial in as_json["trials"]]
+    assert len(rows) > 0
 
 
 def test_show_gives_the_spec_and_the_last_trials_in_units(database: str) -> None:
@@ -129,6 +185,33 @@ def test_unknown_job_is_exit_1_and_a_bad_flag_exit_2(database: str) -> None:
     unknown = bso("show", "no-such-job", "--database-url", database)
     assert unknown.returncode == 1 and "Unknown job(no-such-job)" in unknown.stderr
     assert bso("jobs", "--limit", "0", "--database-url", database).returncode == 2
+
+
+def test_export_of_an_unknown_job_leaves_no_file(database: str, tmp_path: Path) -> None:
+    target = tmp_path / "job.jsonl"
+    result = bso("export", "no-such-job", "-o", str(target), "--database-url", database)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Unknown job(no-such-job)" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+    assert bso("export", LONG_JOB, "-o", str(target), "--database-url", database).returncode == 0
+    assert len(target.read_text().splitlines()) > 30 and list(tmp_path.iterdir()) == [target]
+
+
+def test_serve_on_a_busy_port_fails_in_one_line_before_creating_the_database(tmp_path: Path) -> None:
+    database = tmp_path / "never.db"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = bso("serve", "--port", str(port), "--database-url", f"sqlite:///{database}")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_against_a_server_that_is_down_says_so_in_one_line() -> None:
+    result = bso("simulate", "--url", "http://127.0.0.1:9", "--recurrences", "2")
+    assert result.returncode != 0 and result.stderr.count("\n") == 1, result.stderr
+    assert "127.0.0.1:9" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_simulate_plot_without_matplotlib_fails_before_simulating(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """``GET /metrics``: prometheus-client metrics, one scrape for every worker of a server."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -127,9 +128,42 @@ def _environment(pid: int) -> dict[str, str]:
     return dict(pair.decode().split("=", 1) for pair in pairs if b"=" in pair)
 
 
-def test_a_two_worker_server_answers_every_scrape_for_both_workers(tmp_path: Path) -> None:
+def _written(directory: Path, kind: str, name: str, **labels: str) -> dict[int, float]:
+    """One sample's total in each worker's own file (``{kind}_{pid}.db``), as the worker wrote it.
+
+    A histogram's count is the sum of its buckets: each bucket holds only its own observations.
+    """
     from prometheus_client.mmap_dict import MmapedDict
 
+    totals = {}
+    for path in directory.glob(f"{kind}_*.db"):
+        keys = [(json.loads(key), value) for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))]
+        totals[int(path.stem.split("_")[1])] = sum(
+            value for (_, sample, sample_labels, _), value in keys
+            if sample == name and labels.items() <= sample_labels.items()
+        )
+    return totals
+
+
+def _settled(directory: Path, commands: int, routed: int, timeout: float = 20.0) -> dict[int, float]:
+    """Each worker's command count, once every request the client was answered is written.
+
+    A worker writes a request's values as the request ends, after the response has gone
+    out (so the histogram times all of it): the client can read the files, or scrape the
+    other worker, before the worker that answered last has written. Read until the files
+    hold every request, or the time is up and the assertions say what is missing.
+    """
+    route = {"route": "/jobs/batch_size", "method": "GET", "status": "2xx"}
+    deadline = time.monotonic() + timeout
+    while True:
+        per_worker = _written(directory, "counter", "bso_commands_total")
+        timed = _written(directory, "histogram", "bso_http_request_duration_seconds_bucket", **route)
+        if (sum(per_worker.values()), sum(timed.values())) == (commands, routed) or time.monotonic() > deadline:
+            return per_worker
+        time.sleep(0.05)
+
+
+def test_a_two_worker_server_answers_every_scrape_for_both_workers(tmp_path: Path) -> None:
     requests = 40
     with running_server(f"sqlite:///{tmp_path / 'two.db'}", tmp_path, "--workers", "2") as server:
         children = _children(server.process.pid)
@@ -137,14 +171,7 @@ def test_a_two_worker_server_answers_every_scrape_for_both_workers(tmp_path: Pat
         httpx.post(f"{server.url}/jobs", json=SPEC)
         for _ in range(requests - 1):  # a fresh connection each: the kernel spreads them over both workers
             assert httpx.get(f"{server.url}/jobs/batch_size", params={"job_id": "metrics-1"}).status_code == 200
-        per_worker = {  # each worker process writes its own file, named after its pid
-            int(path.stem.split("_")[1]): sum(
-                value
-                for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
-                if key.startswith('["bso_commands"')
-            )
-            for path in directory.glob("counter_*.db")
-        }
+        per_worker = _settled(directory, requests, requests - 1)  # each worker's file is named after its pid
         scrapes = [samples(httpx.get(f"{server.url}/metrics").text) for _ in range(6)]
     assert len(per_worker) == 2 and set(per_worker) <= set(children), (per_worker, children)
     assert all(count > 0 for count in per_worker.values()), per_worker

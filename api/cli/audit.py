@@ -1,17 +1,19 @@
 """Audit commands: ``bso jobs``, ``show``, ``events``, ``replay``, ``export``, ``import``.
 
-Tables for people by default, ``--json`` for scripts. Every command reads the
+Tables for people by default, ``--format csv`` or ``json`` for scripts. Every command reads the
 event store named by ``--database-url`` (or BSO_DATABASE_URL) and never writes to
 it, except ``import``.
 """
 
 import argparse
 import contextlib
+import os
 import sys
 from typing import Any, Callable, Iterator, TextIO
 
 from api.cli.shared import (
     add_database_flag,
+    add_format_flag,
     add_progress_flag,
     add_wide_flag,
     cell,
@@ -19,6 +21,7 @@ from api.cli.shared import (
     non_negative,
     opened_audit,
     positive,
+    print_csv,
     print_json,
     print_table,
     progress_for,
@@ -33,19 +36,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     jobs.add_argument("--prefix", default="", help="only job ids starting with this")
     jobs.add_argument("--limit", type=positive, default=50, help="jobs per page (default 50)")
     jobs.add_argument("--after", type=non_negative, default=0, help="where the previous page ended (it says)")
+    add_format_flag(jobs)
     add_wide_flag(jobs)
 
     show = _command(commands, "show", "a job's current state and its trials", show_job)
     show.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
     show.add_argument(
-        "--limit", type=positive, help=f"show the last N trials (default {SHOWN_TRIALS} in the table, all with --json)"
+        "--limit", type=positive,
+        help=f"show the last N trials (default {SHOWN_TRIALS} in the table, all as CSV or JSON)",
     )
+    add_format_flag(show)
     add_wide_flag(show)
 
     events = _command(commands, "events", "a job's events in order", list_events)
     events.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
     events.add_argument("--after", type=non_negative, default=0, help="start after this version")
     events.add_argument("--limit", type=positive, default=100, help="at most this many events (default 100)")
+    add_format_flag(events)
     add_wide_flag(events)
 
     replay = _command(commands, "replay", "rebuild a job from its events, now or in the past", replay_job)
@@ -53,15 +60,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     moment = replay.add_mutually_exclusive_group()
     moment.add_argument("--version", type=positive, help="state right after this event version")
     moment.add_argument("--at", type=parse_instant, help="state at this ISO-8601 instant (UTC if no zone)")
+    add_format_flag(replay)
     add_progress_flag(replay)
     add_wide_flag(replay)
 
-    export = _command(commands, "export", "a job's events as JSON Lines (for bso import)", export_job, json_flag=False)
+    export = _command(commands, "export", "a job's events as JSON Lines (for bso import)", export_job)
     export.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
     export.add_argument("--output", "-o", help="file to write (default standard output)")
 
     load = _command(commands, "import", "load a job exported by bso export into this database", import_job)
     load.add_argument("file", help="JSON Lines file from bso export ('-' for standard input)")
+    load.add_argument("--json", action="store_true", help="print JSON instead of a sentence")
 
 
 def _command(
@@ -69,11 +78,8 @@ def _command(
     name: str,
     help_text: str,
     handler: Callable[[argparse.Namespace], int],
-    json_flag: bool = True,
 ) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=help_text, description=help_text)
-    if json_flag:
-        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_database_flag(parser)
     parser.set_defaults(handler=lambda args: guarded(handler, args))
     return parser
@@ -97,15 +103,26 @@ def print_state(state: dict[str, Any], wide: bool = False) -> None:
         ("knobs", ", ".join(f"{key} {knob(spec[key])}" for key in ("eta_knob", "beta_knob", "window_size"))),
     ]
     for label, value in facts:
-        print(clipped(f"{label:>11}: {value}", wide))
+        line = f"{label:>11}: {value}"
+        if label in ("job", "uuid") and clipped(line, wide) != line:  # an id is never cut: a line of its own
+            print(f"{label:>11}:\n{value}")
+        else:
+            print(clipped(line, wide))
     if state["arms"]:
         print()
         arms = [{**arm, "precision": "inf" if arm["precision_infinite"] else arm["precision"]} for arm in state["arms"]]
-        print_table(arms, ["batch_size", "mean", "precision", "num_observations"], {"mean": energy}, wide)
+        print_table(arms, ARM_COLUMNS, {"mean": energy}, wide, whole=["batch_size"])
 
 
 SHOWN_TRIALS = 20
 TRIAL_FORMATS = {"time": duration, "energy": energy, "cost": energy}
+ARM_COLUMNS = ["batch_size", "mean", "precision", "precision_infinite", "num_observations"]
+JOB_COLUMNS = ["job_id", "job_uuid", "stage", "trials", "min_cost", "min_cost_batch_size", "registered_at", "deleted"]
+TRIAL_LIST_COLUMNS = [
+    "number", "batch_size", "kind", "status", "epochs_reported", "time", "energy", "cost", "converged",
+    "stop_reason", "dispatched_at",
+]
+EVENT_COLUMNS = ["version", "timestamp", "type", "payload"]
 
 
 def pruning_summary(pruning: dict[str, Any]) -> str:
@@ -121,8 +138,11 @@ def pruning_summary(pruning: dict[str, Any]) -> str:
 def list_jobs(args: argparse.Namespace) -> int:
     with opened_audit(args) as audit:
         page = audit.list_jobs(args.prefix, args.after, args.limit)
-    if args.json:
+    if args.format == "json":
         print_json(page)
+        return 0
+    if args.format == "csv":
+        print_csv([{**row, "trials": row["trials"]["total"]} for row in page["jobs"]], JOB_COLUMNS)
         return 0
     rows = [
         {**row, "trials": row["trials"]["total"], "best_bs": row["min_cost_batch_size"],
@@ -132,7 +152,10 @@ def list_jobs(args: argparse.Namespace) -> int:
     columns = ["job_id", "stage", "trials", "min_cost", "best_bs", "registered", "deleted"]
     if args.wide:
         columns.append("job_uuid")
-    print_table(rows, columns, {"min_cost": energy, "registered": instant}, args.wide)
+    print_table(
+        rows, columns, {"min_cost": energy, "registered": instant}, args.wide,
+        whole=["job_id", "job_uuid"], droppable=["registered", "best_bs", "min_cost", "trials"],
+    )
     if page["next_after"] is not None:
         print(f"(more: bso jobs --after {page['next_after']})")
     return 0
@@ -142,16 +165,22 @@ def show_job(args: argparse.Namespace) -> int:
     with opened_audit(args) as audit:
         state = audit.state(args.job_id)
         trials = audit.trials(args.job_id)
-    limit = args.limit if args.limit is not None or args.json else SHOWN_TRIALS
+    limit = args.limit if args.limit is not None or args.format != "table" else SHOWN_TRIALS
     shown = trials[-limit:] if limit else trials
-    if args.json:
+    if args.format == "json":
         print_json({**state, "trial_list": shown})
+        return 0
+    if args.format == "csv":  # the trials: the state is one record, not rows
+        print_csv(shown, TRIAL_LIST_COLUMNS)
         return 0
     print_state(state, args.wide)
     print()
     rows = [{**trial, "epochs": trial["epochs_reported"], "dispatched": trial["dispatched_at"]} for trial in shown]
     columns = ["number", "batch_size", "kind", "status", "epochs", "time", "energy", "cost", "converged", "stop_reason"]
-    print_table(rows, columns + (["dispatched"] if args.wide else []), {**TRIAL_FORMATS, "dispatched": instant}, args.wide)
+    print_table(
+        rows, columns + (["dispatched"] if args.wide else []), {**TRIAL_FORMATS, "dispatched": instant}, args.wide,
+        whole=["number"], droppable=["epochs", "converged", "time", "kind"],
+    )
     if len(shown) < len(trials):
         print(f"(the last {len(shown)} of {len(trials)} trials: --limit {len(trials)} for all)")
     return 0
@@ -160,14 +189,16 @@ def show_job(args: argparse.Namespace) -> int:
 def list_events(args: argparse.Namespace) -> int:
     with opened_audit(args) as audit:
         events, more = _events(audit, args.job_id, args.after, args.limit)
-    if args.json:
+    if args.format == "json":
         print_json(events)
+    elif args.format == "csv":
+        print_csv(events, EVENT_COLUMNS)
     else:
         rows = [{**event, "type": event["type"].removeprefix("bso.")} for event in events]
-        print_table(rows, ["version", "timestamp", "type", "payload"], {"timestamp": instant}, args.wide)
+        print_table(rows, EVENT_COLUMNS, {"timestamp": instant}, args.wide, whole=["version"])
     if more:
         hint = f"(more: bso events {args.job_id} --after {events[-1]['version']})"
-        print(hint, file=sys.stderr if args.json else sys.stdout)
+        print(hint, file=sys.stdout if args.format == "table" else sys.stderr)
     return 0
 
 
@@ -187,8 +218,10 @@ def replay_job(args: argparse.Namespace) -> int:
     with opened_audit(args) as audit:
         job = audit.replay(args.job_id, args.version, args.at, progress_for(args, "replay"))
     state = state_view(job)
-    if args.json:
+    if args.format == "json":
         print_json(state)
+    elif args.format == "csv":  # the arms: the rest of the state is one record, not rows
+        print_csv(state["arms"], ARM_COLUMNS)
     else:
         print_state(state, args.wide)
     return 0
@@ -203,11 +236,25 @@ def export_job(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _output(path: str | None) -> Iterator[TextIO]:
+    """Standard output, or ``path`` written whole or not at all.
+
+    The lines go to a temporary file beside ``path``, renamed over it once every line is
+    written: an export that fails (an unknown job, a store that breaks) leaves no empty or
+    partial file that a later ``bso import`` would take for a job.
+    """
     if path is None:
         yield sys.stdout
         return
-    with open(path, "w", encoding="utf-8") as stream:
-        yield stream
+    temporary = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "x", encoding="utf-8") as stream:
+            yield stream
+        os.replace(temporary, path)
+    except OSError as error:
+        raise ArchiveError(f"Cannot write {path}: {error.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 def import_job(args: argparse.Namespace) -> int:

@@ -6,11 +6,13 @@ from typing import Any, Callable
 
 from api.cli.shared import (
     add_database_flag,
+    add_format_flag,
     add_progress_flag,
     add_wide_flag,
     guarded,
     opened_audit,
     positive,
+    print_csv,
     print_json,
     print_table,
     progress_for,
@@ -56,7 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:
             help_text = f"{setting.help}; 'none': {setting.null_means}"
             parser.add_argument(flag, type=_optional(setting.type), default=argparse.SUPPRESS, help=help_text)
     parser.add_argument("--resample-seed", type=int, default=0, help="seed for drawing recorded runs of other sizes (default 0)")
-    parser.add_argument("--json", action="store_true", help="print the full JSON report")
+    add_format_flag(parser)  # JSON is the full report; CSV the table of trials, every one
     parser.add_argument(
         "--limit", type=positive, default=SHOWN_TRIALS, help=f"trials in the table, from the first (default {SHOWN_TRIALS})"
     )
@@ -81,8 +83,11 @@ def run(args: argparse.Namespace) -> int:
         except InvalidSpecError as error:
             print(f"bso reanalyze: {error}", file=sys.stderr)
             return 2
-    if args.json:
+    if args.format == "json":
         print_json(report)
+    elif args.format == "csv":
+        rows = trial_rows(report["trials"])
+        print_csv(rows, list(rows[0]) if rows else ["trial"])
     else:
         print_report(report, args.limit, args.wide)
     return 0
@@ -99,23 +104,11 @@ def print_report(report: dict[str, Any], limit: int = SHOWN_TRIALS, wide: bool =
     if report["halted"]:
         print(f"counterfactual halted: {report['halted']}")
     print()
-    rows = []
-    for trial in report["trials"][:limit]:
-        actual, counterfactual = trial["actual"], trial["counterfactual"] or {}
-        rows.append(
-            {
-                "trial": trial["number"],
-                "actual_bs": actual["batch_size"],
-                "actual_stop": f"{actual['stop_reason'] or actual['status']}@{actual['epochs']}",
-                "actual_cost": actual["cost"],
-                "cf_bs": counterfactual.get("batch_size"),
-                "cf_data": counterfactual.get("data", "not simulated"),
-                "cf_stop": _counterfactual_stop(counterfactual),
-                "cf_cost": counterfactual.get("cost"),
-                "changed": ",".join(trial["changed"]),
-            }
-        )
-    print_table(rows, list(rows[0]) if rows else ["trial"], {"actual_cost": energy, "cf_cost": energy}, wide)
+    rows = trial_rows(report["trials"][:limit])
+    print_table(
+        rows, list(rows[0]) if rows else ["trial"], {"actual_cost": energy, "cf_cost": energy}, wide,
+        whole=["trial"], droppable=["cf_data", "changed"],
+    )
     if len(rows) < len(report["trials"]):
         print(f"(the first {len(rows)} of {len(report['trials'])} trials: --limit {len(report['trials'])} for all)")
     summary = report["summary"]
@@ -135,6 +128,27 @@ def print_report(report: dict[str, Any], limit: int = SHOWN_TRIALS, wide: bool =
             wide,
         ))
     print(f"batch size changes: {summary['batch_size_changes']}, decision changes: {summary['decision_changes']}")
+
+
+def trial_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per trial: what happened and what would have, side by side."""
+    rows = []
+    for trial in trials:
+        actual, counterfactual = trial["actual"], trial["counterfactual"] or {}
+        rows.append(
+            {
+                "trial": trial["number"],
+                "actual_bs": actual["batch_size"],
+                "actual_stop": f"{actual['stop_reason'] or actual['status']}@{actual['epochs']}",
+                "actual_cost": actual["cost"],
+                "cf_bs": counterfactual.get("batch_size"),
+                "cf_data": counterfactual.get("data", "not simulated"),
+                "cf_stop": _counterfactual_stop(counterfactual),
+                "cf_cost": counterfactual.get("cost"),
+                "changed": ",".join(trial["changed"]),
+            }
+        )
+    return rows
 
 
 def _counterfactual_stop(counterfactual: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import logging.config
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from types import FrameType
 from typing import Iterator
@@ -77,6 +78,7 @@ def serve(args: argparse.Namespace) -> int:
     settings.check_exposure()
     if args.workers > 1 and settings.database_url.startswith("memory:"):
         raise SettingsError("memory:// keeps events inside one process: use --workers 1 or a database URL")
+    check_port_free(settings.host, settings.port)  # before the store: a failed start creates no database
     prepare_event_store(settings)  # a store it cannot open or read is a one-line StoreUnavailableError
     # Workers build their settings from the environment: hand ours down, with schema
     # creation off (it happened above, once, before any worker started).
@@ -148,6 +150,21 @@ def _uvicorn_style_logger(level: str) -> logging.Logger:
 
 def _address(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind the address the way uvicorn will, and let it go: a port in use is a one-line error.
+
+    uvicorn binds only after the event store is prepared, so without this a server that
+    cannot start would still have created its SQLite file and tables.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise SettingsError(f"cannot listen on {_address(host, port)}: {error.strerror}") from None
 
 
 def prepare_event_store(settings: Settings) -> None:

@@ -2,8 +2,10 @@
 
 import argparse
 import contextlib
+import csv
+import json
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -104,7 +106,7 @@ def progress_for(args: argparse.Namespace, label: str, unit: str = "event") -> T
     """A bar when asked with --progress, or by default on a terminal unless --json is given."""
     wanted = args.progress
     if wanted is None:
-        wanted = sys.stderr.isatty() and not getattr(args, "json", False)
+        wanted = sys.stderr.isatty() and not getattr(args, "json", False) and getattr(args, "format", "table") == "table"
     return TerminalProgress(label, unit) if wanted else None
 
 
@@ -114,5 +116,26 @@ def add_wide_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_format_flag(parser: argparse.ArgumentParser) -> None:
+    """``--format table|csv|json``; ``--json`` stays, as scripts written before ``--format`` use it."""
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default table)")
+    parser.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
+
+
 def print_json(data: Any) -> None:
     print(finite_json(data, indent=2))
+
+
+def print_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Rows as CSV under a header line, values as stored: a missing one empty, a list or mapping JSON."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_value(row.get(column)) for column in columns] for row in rows)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return value

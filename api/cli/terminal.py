@@ -25,27 +25,56 @@ def terminal_width() -> int | None:
 
 
 def table_lines(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None, firm: Sequence[bool] = ()
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None,
+    firm: Sequence[bool] = (),
+    whole: Sequence[bool] = (),
 ) -> list[str]:
     """Left-aligned columns; when wider than ``width``, the widest columns are cut with an ellipsis.
 
     Columns marked ``firm`` (numbers with units, times) are cut only once the others are as
-    narrow as they go: free text loses its tail more gracefully.
+    narrow as they go: free text loses its tail more gracefully. Columns marked ``whole``
+    (ids, trial numbers) are never cut, since a cut id cannot be copied into the next
+    command: a value wider than its column gets a line of its own, above the rest of its row.
     """
+    count = len(headers)
+    firm = list(firm) or [False] * count
+    whole = list(whole) or [False] * count
     widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
     if width is not None:
-        room = width - len(_GAP) * (len(headers) - 1)
-        firm = list(firm) or [False] * len(headers)
-        widths = _narrowed(widths, room, [not is_firm for is_firm in firm])
-        widths = _narrowed(widths, room, [True] * len(headers))
-    return [
-        _GAP.join(_fit(text, column_width) for text, column_width in zip(line, widths)).rstrip()
-        for line in [list(headers), *rows]
-    ]
+        room = width - len(_GAP) * (count - 1)
+        free = [not (is_firm or is_whole) for is_firm, is_whole in zip(firm, whole)]
+        cuttable = [not is_whole for is_whole in whole]
+        whole_floors = [_least_width(header, [row[i] for row in rows], width, True) for i, header in enumerate(headers)]
+        widths = _narrowed(widths, room, whole, whole_floors)  # long ids wrap before text is cut
+        widths = _narrowed(widths, room, free, _floors(widths))
+        widths = _narrowed(widths, room, cuttable, _floors(widths))
+        widths = _narrowed(widths, room, whole, [len(header) for header in headers])  # every id may wrap
+        widths = [
+            _longest_within(headers[i], [row[i] for row in rows], column_width) if whole[i] else column_width
+            for i, column_width in enumerate(widths)
+        ]
+    return [text for line in [list(headers), *rows] for text in _row_lines(line, widths, whole)]
 
 
-def _narrowed(widths: list[int], room: int, cuttable: Sequence[bool]) -> list[int]:
-    floors = [min(width, _NARROWEST) for width in widths]
+def _least_width(header: str, cells: Sequence[str], width: int, whole: bool) -> int:
+    """How wide a column is kept before a table drops columns: in full, or an id column wrapped."""
+    if whole:
+        return _longest_within(header, cells, _whole_floor(header, width))
+    return max([len(header), *map(len, cells)])
+
+
+def _whole_floor(header: str, width: int) -> int:
+    """An id column keeps a quarter of the width before other columns are cut for it."""
+    return max(len(header), width // 4)
+
+
+def _floors(widths: Sequence[int]) -> list[int]:
+    return [min(width, _NARROWEST) for width in widths]
+
+
+def _narrowed(widths: list[int], room: int, cuttable: Sequence[bool], floors: Sequence[int]) -> list[int]:
     widths = list(widths)
     while sum(widths) > room:
         candidates = [i for i, width in enumerate(widths) if cuttable[i] and width > floors[i]]
@@ -54,6 +83,20 @@ def _narrowed(widths: list[int], room: int, cuttable: Sequence[bool]) -> list[in
         widest = max(candidates, key=lambda i: widths[i])
         widths[widest] -= 1
     return widths
+
+
+def _longest_within(header: str, cells: Sequence[str], width: int) -> int:
+    """A whole column no wider than the longest value that fits it (the others wrap anyway)."""
+    return max([len(header), *(len(text) for text in cells if len(text) <= width)])
+
+
+def _row_lines(cells: Sequence[str], widths: Sequence[int], whole: Sequence[bool]) -> list[str]:
+    """One row; each whole value too wide for its column first, alone on a line at its column."""
+    starts = [sum(widths[:i]) + len(_GAP) * i for i in range(len(widths))]
+    wrapped = [i for i, text in enumerate(cells) if whole[i] and len(text) > widths[i]]
+    above = [" " * starts[i] + cells[i] for i in wrapped]
+    rest = ["" if i in wrapped else text for i, text in enumerate(cells)]
+    return [*above, _GAP.join(_fit(text, column_width) for text, column_width in zip(rest, widths)).rstrip()]
 
 
 def clipped(line: str, wide: bool = False) -> str:
@@ -138,13 +181,47 @@ def print_table(
     columns: Sequence[str],
     formats: Mapping[str, Format] | None = None,
     wide: bool = False,
+    whole: Sequence[str] = (),
+    droppable: Sequence[str] = (),
 ) -> None:
-    """Print ``rows`` under ``columns``; each column formatted by ``formats`` or ``cell``."""
+    """Print ``rows`` under ``columns``; each column formatted by ``formats`` or ``cell``.
+
+    ``whole`` columns are never cut (see ``table_lines``). When the table does not fit
+    uncut, the ``droppable`` columns go, first named first, before any cell is cut: a table
+    with fewer columns reads better than one with every cell cut to a few characters.
+    """
     formats = formats or {}
-    cells = [
-        [cell(row.get(column)) if row.get(column) is None else formats.get(column, cell)(row.get(column)) for column in columns]
-        for row in rows
-    ]
-    firm = [column in formats for column in columns]
-    for line in table_lines(columns, cells, None if wide else terminal_width(), firm):
+    cells = {
+        column: [cell(row.get(column)) if row.get(column) is None else formats.get(column, cell)(row.get(column)) for row in rows]
+        for column in columns
+    }
+    width = None if wide else terminal_width()
+    shown = _fitting(columns, cells, width, whole, droppable)
+    lines = table_lines(
+        shown,
+        [[cells[column][i] for column in shown] for i in range(len(rows))],
+        width,
+        [column in formats for column in shown],
+        [column in whole for column in shown],
+    )
+    for line in lines:
         print(line)
+
+
+def _fitting(
+    columns: Sequence[str],
+    cells: Mapping[str, Sequence[str]],
+    width: int | None,
+    whole: Sequence[str],
+    droppable: Sequence[str],
+) -> list[str]:
+    """The columns left once the droppable ones the width cannot hold are gone."""
+    shown = list(columns)
+    if width is None:
+        return shown
+    for column in droppable:
+        least = sum(_least_width(name, cells[name], width, name in whole) for name in shown)
+        if least + len(_GAP) * (len(shown) - 1) <= width:
+            break
+        shown.remove(column)
+    return shown
