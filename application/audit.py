@@ -18,14 +18,16 @@ incarnation exactly. A job id is looked up first.
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from application.catalog import REGISTERED_TOPIC, JobCatalog
+from application.catalog import REGISTERED_TOPIC, CatalogEntry, JobCatalog
 from application.service import BatchSizeOptimizer
+from application.summary import SummaryFold, fleet_summary, job_summary
 from domain.bandit import current_arm_record
 from domain.bounds import STOPPED_IN_A_ROW_WARNING
 from domain.enums import Stage, StopReason, TrialStatus
@@ -36,6 +38,7 @@ Progress = Callable[[int, int], None]
 _REPLAY_PAGE = 1000
 _CACHED_STATES = 256  # a state view is small
 _CACHED_FOLDS = 32  # a trial fold holds every trial of its job with its epochs: fewer of them
+_CACHED_SUMMARIES = 4096  # a summary fold holds a few numbers per batch size and one per trial
 
 
 class AuditNotFoundError(LookupError):
@@ -79,6 +82,7 @@ def state_view(job: Job) -> dict[str, Any]:
             "min_cost_batch_size": job.min_cost_batch_size if job.min_cost is not None else None,
             "trials": job.trial_tally(),
             "early_stop": early_stop_view(job),
+            "recommendation": described["recommendation"],
             "pruning": described["pruning"],
             "arms": described["arms"],
             "lsts": described["lsts"],
@@ -114,10 +118,23 @@ def early_stop_view(job: Job) -> dict[str, Any]:
     }
 
 
-def best_arm(arms: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The observed arm with the highest posterior mean reward (lowest mean cost), if any."""
-    observed = [arm for arm in arms if arm["num_observations"] > 0]
-    return max(observed, key=lambda arm: arm["mean"], default=None)
+# The job list's columns that it can be sorted by (``JobAudit.list_jobs``).
+SORTABLE = (
+    "job_id", "policy", "gpu_model", "stage", "default_batch_size", "recommended_batch_size",
+    "settled", "savings_fraction", "min_cost", "registered_at", "updated_at", "version",
+)
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    """Which jobs a listing keeps: each given field must equal the job's."""
+
+    policy: str | None = None
+    gpu_model: str | None = None
+    stage: str | None = None
+
+    def match(self, row: dict[str, Any]) -> bool:
+        return all(value is None or row[name] == value for name, value in vars(self).items())
 
 
 def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, Any]:
@@ -260,7 +277,7 @@ class ViewCache:
     """Per-job views kept by stream version, for the most recently read jobs (LRU, bounded).
 
     A view is only ever served for the version it was built at, so the cache needs no
-    invalidation: a job that changed is simply rebuilt (trials incrementally).
+    invalidation: a job that changed is simply rebuilt (trials and summaries incrementally).
     """
 
     def __init__(self, max_states: int = _CACHED_STATES, max_folds: int = _CACHED_FOLDS) -> None:
@@ -268,6 +285,25 @@ class ViewCache:
         self._lock = threading.Lock()
         self._states: OrderedDict[UUID, tuple[int, dict[str, Any]]] = OrderedDict()
         self._folds: OrderedDict[UUID, tuple[threading.Lock, TrialFold]] = OrderedDict()
+        self._summaries: OrderedDict[UUID, tuple[threading.Lock, SummaryFold, dict[str, Any] | None]] = OrderedDict()
+
+    def summary(self, job_uuid: UUID) -> tuple[threading.Lock, SummaryFold, dict[str, Any] | None]:
+        """The job's summary fold, the lock to hold while using it, and the summary last built
+        from it (None: none yet)."""
+        with self._lock:
+            entry = self._summaries.get(job_uuid)
+            if entry is None:
+                entry = self._summaries[job_uuid] = (threading.Lock(), SummaryFold(), None)
+            self._summaries.move_to_end(job_uuid)
+            while len(self._summaries) > _CACHED_SUMMARIES:
+                self._summaries.popitem(last=False)
+            return entry
+
+    def keep_summary(self, job_uuid: UUID, fold: SummaryFold, summary: dict[str, Any]) -> None:
+        with self._lock:
+            entry = self._summaries.get(job_uuid)
+            if entry is not None and entry[1] is fold:
+                self._summaries[job_uuid] = (entry[0], fold, summary)
 
     def state(self, job_uuid: UUID, version: int) -> dict[str, Any] | None:
         with self._lock:
@@ -356,30 +392,65 @@ class JobAudit:
 
     # -- queries ------------------------------------------------------------------------
 
-    def list_jobs(self, prefix: str = "", after: int = 0, limit: int = 50) -> dict[str, Any]:
-        entries, more = self.catalog.page(prefix, after, limit)
-        rows = []
-        for entry in entries:
-            view = self.current_state(entry.job_uuid)
-            rows.append(
-                {
-                    "job_id": view["job_id"],
-                    "job_uuid": view["job_uuid"],
-                    "stage": view["stage"],
-                    "policy": view["policy"],
-                    "trials": view["trials"],
-                    "pruning": None if view["pruning"] is None else {key: view["pruning"][key] for key in ("round", "num_rounds", "done")},
-                    "best_arm": best_arm(view["arms"]),
-                    "min_cost": view["min_cost"],
-                    "min_cost_batch_size": view["min_cost_batch_size"],
-                    "registered_at": view["registered_at"],
-                    "updated_at": view["updated_at"],
-                    "deleted": view["deleted"],
-                    "version": view["version"],
-                    "cursor": entry.position,
-                }
-            )
-        return {"jobs": rows, "next_after": entries[-1].position if more else None}
+    def list_jobs(
+        self,
+        prefix: str = "",
+        after: int = 0,
+        limit: int = 50,
+        filters: JobFilters | None = None,
+        sort: str | None = None,
+    ) -> dict[str, Any]:
+        """Jobs whose id starts with ``prefix`` and that match ``filters``. Unsorted, in
+        registration order from the cursor ``after`` (``next_after`` pages on); sorted by a
+        column of ``SORTABLE`` (``-column``: descending), from the offset ``after``
+        (``next_offset`` pages on), which reads every matching job."""
+        filters = filters or JobFilters()
+        if sort is None:
+            rows: list[dict[str, Any]] = []
+            cursor = after
+            while len(rows) <= limit:  # one row more than asked says whether more follow
+                entries, more = self.catalog.page(prefix, cursor, limit + 1 - len(rows))
+                rows.extend(row for row in map(self._job_row, entries) if filters.match(row))
+                if not more or not entries:
+                    break
+                cursor = entries[-1].position
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return {"jobs": rows, "next_after": rows[-1]["cursor"] if more else None, "next_offset": None}
+        column, descending = sort.removeprefix("-"), sort.startswith("-")
+        if column not in SORTABLE:
+            raise ValueError(f"cannot sort by {column!r}; columns: {', '.join(SORTABLE)}")
+        entries, _ = self.catalog.page(prefix, 0, None)
+        rows = [row for row in map(self._job_row, entries) if filters.match(row)]
+        # Rows without a value (no savings yet) go last either way.
+        present = sorted((row for row in rows if row[column] is not None), key=lambda row: row[column], reverse=descending)
+        ordered = present + [row for row in rows if row[column] is None]
+        page = ordered[after : after + limit]
+        return {"jobs": page, "next_after": None, "next_offset": after + limit if after + limit < len(ordered) else None}
+
+    def _job_row(self, entry: CatalogEntry) -> dict[str, Any]:
+        view = self.current_state(entry.job_uuid)
+        summary = self.job_summary(entry.job_uuid)
+        return {
+            "job_id": view["job_id"],
+            "job_uuid": view["job_uuid"],
+            "stage": view["stage"],
+            "policy": view["policy"],
+            "gpu_model": view["spec"]["gpu_model"],
+            "default_batch_size": view["spec"]["default_batch_size"],
+            "recommended_batch_size": summary["recommended_batch_size"],
+            "settled": summary["settled"],
+            "savings_fraction": summary["savings"]["cost"]["fraction"],
+            "trials": view["trials"],
+            "pruning": None if view["pruning"] is None else {key: view["pruning"][key] for key in ("round", "num_rounds", "done")},
+            "min_cost": view["min_cost"],
+            "min_cost_batch_size": view["min_cost_batch_size"],
+            "registered_at": view["registered_at"],
+            "updated_at": view["updated_at"],
+            "deleted": view["deleted"],
+            "version": view["version"],
+            "cursor": entry.position,
+        }
 
     def job(self, reference: str, version: int | None = None, at: datetime | None = None) -> Job:
         """The job now, right after event ``version``, or as it was at ``at``."""
@@ -403,6 +474,31 @@ class JobAudit:
             view = state_view(job)
             self.cache.keep_state(job_uuid, job.version, view)
         return view
+
+    def summary(self, reference: str) -> dict[str, Any]:
+        """Which batch size to use now, whether the job settled, what it saved (application/summary.py)."""
+        return self.job_summary(self.resolve(reference))
+
+    def job_summary(self, job_uuid: UUID) -> dict[str, Any]:
+        state = self.current_state(job_uuid)
+        lock, fold, built = self.cache.summary(job_uuid)
+        with lock:
+            if built is not None and built["version"] == state["version"]:
+                return built
+            if fold.version < state["version"]:
+                fold.apply(self._events_after(job_uuid, fold.version, state["version"]))
+            if fold.version != state["version"]:  # the state read is older than the fold: build afresh
+                fold = SummaryFold()
+                fold.apply(self._events_after(job_uuid, 0, state["version"]))
+            summary = primitives(job_summary(state, fold))
+            self.cache.keep_summary(job_uuid, fold, summary)
+            return summary
+
+    def fleet_summary(self) -> dict[str, Any]:
+        """Savings summed over every live job, overall and per GPU model."""
+        entries, _ = self.catalog.page("", 0, None)
+        summaries = [self.job_summary(entry.job_uuid) for entry in entries if not self.catalog.is_deleted(entry.job_uuid)]
+        return fleet_summary(summaries)
 
     def domain_events(
         self, reference: str, version: int | None = None, at: datetime | None = None

@@ -57,10 +57,10 @@ class JobCatalog:
         self._reports_read_up_to = 0
         self._reports_lock = threading.Lock()
 
-    def page(self, prefix: str, after: int, limit: int) -> tuple[list[CatalogEntry], bool]:
+    def page(self, prefix: str, after: int, limit: int | None) -> tuple[list[CatalogEntry], bool]:
         """Registrations after the cursor ``after`` whose job id starts with ``prefix``.
 
-        Returns up to ``limit`` entries in registration order and whether more match.
+        Returns up to ``limit`` entries (None: all) in registration order and whether more match.
         """
         self._catch_up()
         with self._lock:
@@ -72,6 +72,10 @@ class JobCatalog:
                         return matches, True
                     matches.append(entry)
             return matches, False
+
+    def is_deleted(self, job_uuid: UUID) -> bool:
+        with self._lock:
+            return self._stages.get(job_uuid) == DELETED
 
     def count_by_stage(self) -> dict[str, int]:
         """How many jobs are in each stage now (deleted jobs counted apart)."""

@@ -322,6 +322,18 @@ def arm_beliefs(state: LstsState, knobs: LstsKnobs) -> list[dict[str, Any]]:
     return beliefs
 
 
+def exploited(state: LstsState, default_batch_size: int) -> tuple[int, float | None, int]:
+    """The batch size LSTS would exploit now, its mean log cost and its observations: in the
+    bandit the observed arm of lowest mean, before it the size of lowest mean so far (what a
+    concurrent run gets), before any observation the default."""
+    sizes = state["arms"] if state["phase"] == BANDIT else sorted(int(size) for size in state["log_costs"])
+    means = _means(state, sizes)
+    if not means:
+        return default_batch_size, None, 0
+    size = min(means, key=means.__getitem__)
+    return size, means[size], len(state["log_costs"][str(size)])
+
+
 def apply_dispatch(state: LstsState, dispatch: Dispatch) -> None:
     """Assign what a dispatch changes: only an exploration run changes the state."""
     start_step(state, dispatch.in_flight)

@@ -5,6 +5,7 @@ bound is set when it is dispatched; with ``stop_window`` its reference comes fro
 recent converged runs the job holds.
 """
 
+import math
 from typing import Any
 
 from domain import lsts
@@ -85,7 +86,18 @@ class LstsPolicy:
 
     def describe(self, state: lsts.LstsState, job: JobFacts) -> dict[str, Any]:
         # LSTS's own state (walk, observations, arms) beside its arms in the shape of Zeus's.
-        return {"arms": lsts.arm_beliefs(state, job.spec.lsts_knobs()), "lsts": state}
+        size, mean_log_cost, observations = lsts.exploited(state, job.spec.default_batch_size)
+        in_bandit = state["phase"] == lsts.BANDIT
+        recommendation = {
+            "batch_size": size,
+            "mean_cost": None if mean_log_cost is None else math.exp(mean_log_cost),
+            "mean_cost_meaning": "exp(mean log cost): geometric mean of its costs, failed runs penalised",
+            "observations": observations,
+            "rule": "the arm of lowest mean log cost" if in_bandit else "the explored size of lowest mean log cost so far",
+        }
+        if mean_log_cost is None:
+            recommendation["rule"] = "the default batch size: nothing measured yet"
+        return {"arms": lsts.arm_beliefs(state, job.spec.lsts_knobs()), "lsts": state, "recommendation": recommendation}
 
 
 def _recent_costs(job: JobFacts) -> lsts.RecentCosts | None:

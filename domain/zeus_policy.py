@@ -154,7 +154,29 @@ class ZeusPolicy:
                 "default_batch_size": progress.default_batch_size,
             },
             "arms": [arm.to_record() for arm in arm_list(state)],
+            "recommendation": _recommendation(state, job),
         }
+
+
+def _recommendation(state: ZeusState, job: JobFacts) -> dict[str, Any]:
+    """The size Zeus's policy would exploit now: in its bandit the observed arm of best
+    posterior mean; in pruning the cheapest size so far (what its concurrent trials get)."""
+    observed = [arm for arm in arm_list(state) if arm.num_observations > 0]
+    meaning = "posterior mean of the arm's cost (-reward)"
+    if observed:
+        best = max(observed, key=lambda arm: arm.mean)  # ties keep the smaller size
+        rule = "the bandit arm of best posterior mean"
+        return _recommended(best.batch_size, -best.mean, meaning, best.num_observations, rule)
+    if job.min_cost is not None:
+        costs = [-reward for reward in job.rewards_of(job.min_cost_batch_size)]
+        mean = sum(costs) / len(costs)
+        rule = "the cheapest size explored so far"
+        return _recommended(job.min_cost_batch_size, mean, "mean cost of its reported trials", len(costs), rule)
+    return _recommended(job.spec.default_batch_size, None, meaning, 0, "the default batch size: nothing measured yet")
+
+
+def _recommended(size: int, mean_cost: float | None, meaning: str, observations: int, rule: str) -> dict[str, Any]:
+    return {"batch_size": size, "mean_cost": mean_cost, "mean_cost_meaning": meaning, "observations": observations, "rule": rule}
 
 
 def arm_list(state: ZeusState) -> list[Arm]:

@@ -26,6 +26,7 @@ JOB = "legacy-job"
 ADDED_FIELDS = {
     "policy", *LSTS_KNOB_NAMES, "lsts", "cost_bound", "step", "observation",
     "early_stop", "stop_window", "bound_escalation", "predictive_stop", "bound_scale", "stopped_in_a_row",
+    "recommendation",
 }
 
 
@@ -72,7 +73,10 @@ def _without_added(value: Any) -> Any:
         if "total" in value and "succeeded" in value:  # trial counts gained converged / not converged
             value = {key: item for key, item in value.items() if key not in ("converged", "not_converged")}
         if "cursor" in value:  # job list rows gained what the dashboard's list shows
-            value = {key: item for key, item in value.items() if key not in ("best_arm", "pruning", "updated_at")}
+            gained = ("best_arm", "pruning", "updated_at", "gpu_model", "default_batch_size", "recommended_batch_size", "settled", "savings_fraction")
+            value = {key: item for key, item in value.items() if key not in gained}
+        if "next_after" in value and "jobs" in value:  # job pages gained the offset of sorted listings
+            value = {key: item for key, item in value.items() if key != "next_offset"}
         return {key: _without_added(item) for key, item in value.items() if key not in ADDED_FIELDS}
     if isinstance(value, list):
         return [_without_added(item) for item in value]

@@ -88,7 +88,7 @@ def test_trials_csv_has_one_row_per_trial_with_the_shared_columns(client: TestCl
     assert client.get("/v1/jobs/nobody/trials.csv").status_code == 404
 
 
-def test_job_list_rows_carry_stage_progress_best_arm_and_outcome_counts(client: TestClient) -> None:
+def test_job_list_rows_carry_stage_progress_recommendation_and_outcome_counts(client: TestClient) -> None:
     (row,) = client.get("/v1/jobs").json()["jobs"]
     state = client.get(f"/v1/jobs/{JOB}").json()
     assert row["pruning"] == {"round": state["pruning"]["round"], "num_rounds": 2, "done": state["pruning"]["done"]}
@@ -96,8 +96,8 @@ def test_job_list_rows_carry_stage_progress_best_arm_and_outcome_counts(client: 
     counts = row["trials"]
     assert counts["converged"] + counts["not_converged"] == counts["succeeded"]
     assert counts["not_converged"] > 0 and counts["failed"] == 1 and counts["dispatched"] == 1
-    observed = [arm for arm in state["arms"] if arm["num_observations"] > 0]
-    assert row["best_arm"] == max(observed, key=lambda arm: arm["mean"])
+    assert row["recommended_batch_size"] == state["recommendation"]["batch_size"] in state["spec"]["batch_sizes"]
+    assert (row["policy"], row["gpu_model"], row["default_batch_size"]) == ("zeus", state["spec"]["gpu_model"], 32)
 
 
 def test_pages_need_no_token_but_their_data_does() -> None:

@@ -22,7 +22,7 @@ from api.http.requests import parse_body
 from api.http.view_cache import RenderedViews
 from api.json_text import finite_json
 from api.numbers import MAX_NUMBER, parse_number
-from application.audit import AuditNotFoundError, JobAudit, parse_instant
+from application.audit import SORTABLE, AuditNotFoundError, JobAudit, JobFilters, parse_instant
 from api.trial_table import trial_rows, trials_csv
 from application.reanalysis import reanalyze
 from domain.enums import TrialKind
@@ -167,7 +167,21 @@ async def list_jobs(request: Request) -> Response:
     prefix = request.query_params.get("prefix", "")
     limit = query_int(request, "limit", 50, 1, MAX_PAGE)
     after = query_int(request, "after", 0, 0)
-    return await _answer(request, lambda: audit.list_jobs(prefix, after, limit))
+    params = request.query_params
+    filters = JobFilters(policy=params.get("policy") or None, gpu_model=params.get("gpu_model") or None, stage=params.get("stage") or None)
+    sort = params.get("sort") or None
+    if sort is not None and sort.removeprefix("-") not in SORTABLE:
+        raise _invalid("query.sort", f"must be a column ({', '.join(SORTABLE)}), '-' before it for descending; got {sort!r}")
+    return await _answer(request, lambda: audit.list_jobs(prefix, after, limit, filters, sort))
+
+
+async def job_summary(request: Request) -> Response:
+    audit, job_id = audit_of(request), request.path_params["job_id"]
+    return await _job_answer(request, lambda: audit.summary(job_id))
+
+
+async def fleet_summary(request: Request) -> Response:
+    return await _answer(request, audit_of(request).fleet_summary)
 
 
 async def show_job(request: Request) -> Response:
@@ -268,7 +282,9 @@ routes = [
         "/v1",
         routes=[
             _route("/jobs", list_jobs),
+            _route("/summary", fleet_summary),
             _route("/jobs/{job_id}", show_job),
+            _route("/jobs/{job_id}/summary", job_summary),
             _route("/jobs/{job_id}/state", job_state),
             _route("/jobs/{job_id}/trials", list_trials),
             _route("/jobs/{job_id}/trials.csv", trials_table),

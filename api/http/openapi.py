@@ -14,7 +14,19 @@ from starlette.routing import Route
 from api.http.audit_routes import INSTANT_PATTERN, MAX_PAGE, ReanalysisKnobs
 from api.http.schemas import ErrorMessage, JobSpecFromClient, ReportResponse, TrainingResult, TrialId
 from api.version import package_version
-from api.http.view_schemas import VIEW_MODELS, EventPage, JobPage, JobState, ReanalysisReport, Status, TrialDetail, TrialPage
+from api.http.view_schemas import (
+    VIEW_MODELS,
+    EventPage,
+    FleetSummary,
+    JobPage,
+    JobState,
+    JobSummary,
+    ReanalysisReport,
+    Status,
+    TrialDetail,
+    TrialPage,
+)
+from application.audit import SORTABLE
 from api.numbers import MAX_NUMBER
 from application.idempotency import MAX_KEY_LENGTH
 from domain.enums import TrialKind
@@ -174,13 +186,31 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/jobs": {
             "get": _read(
-                "A page of jobs, deleted ones too, in registration order",
+                "A page of jobs, deleted ones too: in registration order (after: a cursor, next_after "
+                "pages on), or sorted by a column (after: an offset, next_offset pages on)",
                 JobPage,
                 (422,),
-                parameters=[_query("prefix", "job ids starting with this", {"type": "string"}), _LIMIT, _AFTER],
+                parameters=[
+                    _query("prefix", "job ids starting with this", {"type": "string"}),
+                    _query("policy", "only jobs of this policy", {"type": "string"}),
+                    _query("gpu_model", "only jobs on this GPU model", {"type": "string"}),
+                    _query("stage", "only jobs in this stage", {"type": "string"}),
+                    _query("sort", "a column, '-' before it for descending", {"type": "string", "enum": [*SORTABLE, *(f"-{c}" for c in SORTABLE)]}),
+                    _LIMIT,
+                    _AFTER,
+                ],
             ),
         },
+        "/v1/summary": {"get": _read("Savings summed over every live job, overall and per GPU model", FleetSummary, ())},
         "/v1/jobs/{job_id}": {"get": _read("A job's current state", JobState, (404,), parameters=[_JOB_ID_PATH])},
+        "/v1/jobs/{job_id}/summary": {
+            "get": _read(
+                "Which batch size to use now, whether the job has settled, and what it saved against its default",
+                JobSummary,
+                (404,),
+                parameters=[_JOB_ID_PATH],
+            ),
+        },
         "/v1/jobs/{job_id}/state": {
             "get": _read(
                 "A job's state right after event N or at an instant (give one, not both)",

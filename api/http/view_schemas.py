@@ -31,6 +31,12 @@ class JobRow(_View):
     job_id: str
     job_uuid: str
     stage: str
+    policy: str
+    gpu_model: str
+    default_batch_size: int
+    recommended_batch_size: int
+    settled: bool
+    savings_fraction: Number  # None: the default batch size never converged
     trials: TrialCounts
     min_cost: Number
     min_cost_batch_size: int | None
@@ -43,6 +49,68 @@ class JobRow(_View):
 class JobPage(_View):
     jobs: list[JobRow]
     next_after: int | None
+    next_offset: int | None
+
+
+class Recommendation(_View):
+    batch_size: int
+    mean_cost: Number
+    observations: int
+    rule: str
+
+
+class Saving(_View):
+    actual: Number
+    default_estimate: Number
+    saved: Number
+    fraction: Number
+    exploration_cost: Number
+
+
+class Savings(_View):
+    converged_recurrences: int
+    energy: Saving
+    time: Saving
+    cost: Saving
+    default_estimate_missing: str | None
+    exploration_cost_missing: str | None
+
+
+class JobSummary(_View):
+    job_id: str
+    job_uuid: str
+    version: int
+    policy: str
+    gpu_model: str
+    default_batch_size: int
+    stage: str
+    recommended_batch_size: int
+    recommendation: Recommendation
+    settled: bool
+    settled_since_trial: int | None
+    settled_after_trials: int
+    savings: Savings
+
+
+class FleetSaving(_View):
+    actual: Number
+    default_estimate: Number
+    saved: Number
+    fraction: Number
+
+
+class FleetTotals(_View):
+    jobs: int
+    settled_jobs: int
+    jobs_without_default_estimate: int
+    energy: FleetSaving
+    time: FleetSaving
+    cost: FleetSaving
+
+
+class FleetSummary(_View):
+    overall: FleetTotals
+    by_gpu_model: dict[str, FleetTotals]
 
 
 class Arm(_View):
@@ -76,6 +144,8 @@ class JobState(_View):
     trials: TrialCounts
     pruning: Pruning | None  # None for LSTS jobs (their walk is in "lsts")
     arms: list[Arm]
+    recommendation: Recommendation
+    early_stop: Object
 
 
 class TrialRow(_View):
@@ -142,4 +212,6 @@ class Status(_View):
     status: str
 
 
-VIEW_MODELS: list[type[BaseModel]] = [JobPage, JobState, TrialPage, TrialDetail, EventPage, ReanalysisReport, Status]
+VIEW_MODELS: list[type[BaseModel]] = [
+    JobPage, JobState, JobSummary, FleetSummary, TrialPage, TrialDetail, EventPage, ReanalysisReport, Status,
+]
