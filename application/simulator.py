@@ -211,6 +211,7 @@ class WorkloadTrace:
         }
         self._epoch_costs: dict[tuple[int, float], dict[int, float]] = {}
         self._recurrence_costs: dict[tuple[int, float, float], float] = {}
+        self._highest_limits: dict[int, float] = {}
 
     def size_rows(self, batch_size: int) -> pd.DataFrame:
         if batch_size not in self._by_size:
@@ -261,7 +262,9 @@ class WorkloadTrace:
         return float(rows.energy_per_epoch.mean()), float(rows.time_per_epoch.mean())
 
     def highest_power_limit(self, batch_size: int) -> float:
-        return float(self.size_rows(batch_size).power_limit.max())
+        if batch_size not in self._highest_limits:  # asked for by every run Zeus's trainer bounds
+            self._highest_limits[batch_size] = float(self.size_rows(batch_size).power_limit.max())
+        return self._highest_limits[batch_size]
 
     def expected_recurrence_cost(self, batch_size: int, eta_knob: float, epochs_factor: float = 1.0) -> float:
         """The expected cost of a recurrence at this size (at the power limit the simulator picks

@@ -105,7 +105,7 @@ class JobSpec:
     # default, so that a stored spec always says what its job ran with.
     stop_window: int | None = None
     bound_escalation: bool | None = None
-    predictive_stop: bool = False
+    predictive_stop: bool | None = None
 
     def lsts_knobs(self) -> LstsKnobs:
         return LstsKnobs(**{name: getattr(self, name) for name in LSTS_KNOB_NAMES})
@@ -136,6 +136,7 @@ class JobSpec:
         # Specs stored before the guards existed ran without them, whatever their policy.
         values.setdefault("stop_window", 0)
         values.setdefault("bound_escalation", False)
+        values.setdefault("predictive_stop", False)
         return cls(**values)
 
     def to_record(self) -> dict[str, Any]:
@@ -216,11 +217,12 @@ _INTEGER_FIELDS = frozenset(spec_field.name for spec_field in fields(JobSpec) if
 _FLOAT_FIELDS = frozenset(spec_field.name for spec_field in fields(JobSpec) if spec_field.type in (float, float | None))
 _NULLABLE_FIELDS = frozenset(("job_id", "beta_knob", "mab_seed"))
 
-# The guards of the stop rule each policy gets when the spec does not set them: Zeus's
-# policy keeps Zeus's rule exactly; LSTS gets both guards (README, "Drift").
+# The stop rule's guards each policy gets when the spec does not set them: Zeus's policy
+# keeps Zeus's rule exactly; LSTS gets all three (README, "Costs that grow"; predictive stop
+# by the policy benchmark: M 0.536 with it, 0.655 without, no cell worse than Zeus).
 GUARD_DEFAULTS: dict[str, dict[str, Any]] = {
-    ZEUS: {"stop_window": 0, "bound_escalation": False},
-    LSTS: {"stop_window": 20, "bound_escalation": True},
+    ZEUS: {"stop_window": 0, "bound_escalation": False, "predictive_stop": False},
+    LSTS: {"stop_window": 20, "bound_escalation": True, "predictive_stop": True},
 }
 
 

@@ -47,12 +47,13 @@ def test_each_policy_gets_its_own_guards_unless_the_spec_sets_them() -> None:
     base = job_spec(job_id="test-g")
     zeus, lsts = JobSpec.create({**base, "policy": "zeus"}), JobSpec.create({**base, "policy": "lsts"})
     assert (zeus.stop_window, zeus.bound_escalation, zeus.predictive_stop) == (0, False, False)
-    assert (lsts.stop_window, lsts.bound_escalation, lsts.predictive_stop) == (20, True, False)
+    assert (lsts.stop_window, lsts.bound_escalation, lsts.predictive_stop) == (20, True, True)
     chosen = JobSpec.create({**base, "policy": "lsts", "stop_window": 0, "bound_escalation": False})
     assert (chosen.stop_window, chosen.bound_escalation) == (0, False)
     # Read back from a stored record written before the guards existed: the job ran without them.
-    record = {key: value for key, value in lsts.to_record().items() if key not in ("stop_window", "bound_escalation")}
-    assert (JobSpec.from_record(record).stop_window, JobSpec.from_record(record).bound_escalation) == (0, False)
+    record = {key: value for key, value in lsts.to_record().items() if key not in ("stop_window", "bound_escalation", "predictive_stop")}
+    old = JobSpec.from_record(record)
+    assert (old.stop_window, old.bound_escalation, old.predictive_stop) == (0, False, False)
 
 
 @pytest.mark.parametrize(

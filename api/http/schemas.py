@@ -67,10 +67,10 @@ class JobSpecFromClient(_Body):
     s0: float = DEFAULTS["s0"]
     nu0: float = DEFAULTS["nu0"]
     fail_drop: int = DEFAULTS["fail_drop"]
-    # The stop rule's guards; unset, the policy's defaults apply (zeus: 0 and false, lsts: 20 and true).
+    # The stop rule's guards; unset, the policy's defaults apply (zeus: 0, false, false; lsts: 20, true, true).
     stop_window: int | None = _bounded("stop_window", default=None)
     bound_escalation: bool | None = None
-    predictive_stop: bool = DEFAULTS["predictive_stop"]
+    predictive_stop: bool | None = None
 
 
 class TrialId(_Body):
