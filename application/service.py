@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import JSONTranscoder, StoredEvent
+from eventsourcing.persistence import InterfaceError, IntegrityError, JSONTranscoder, OperationalError, StoredEvent
 from eventsourcing.utils import Environment
 
 from application.idempotency import IdempotentResponse, RequestKey
@@ -49,6 +49,10 @@ Command = Callable[[datetime], Decided]
 
 class JobAlreadyStoredError(Exception):
     """An imported job's events are in this store already."""
+
+
+class OutcomeUnknownError(Exception):
+    """The store failed during a commit and cannot tell yet whether the commit went through."""
 
 
 def _claimed(name: JobName | None, job_id: str, job_uuid: UUID, now: datetime) -> JobName:
@@ -230,13 +234,47 @@ class BatchSizeOptimizer(Application):
         Protocols (about 20 us each on Python 3.11), to accept bare events and tracking
         records, which this application never saves. Its cache hand-over is not needed
         either: the cache fast-forwards from the store (``construct_env`` pins it on).
+
+        When the store fails in a way that leaves the commit's outcome unknown (the
+        connection dropped after the commit was sent), or refuses the events as a conflict
+        (the driver re-sent a commit that had gone through), the outcome is resolved by
+        reading: the command's events are its own id (each carries the command's instant and
+        decisions), so if the store holds exactly them, the command was applied, once.
+        Otherwise a conflict is a race lost to another writer (re-decided from a fresh load)
+        and a failure is OutcomeUnknownError when the store cannot be read either.
         """
         started = perf_counter()
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        recordings = self.events.put(events)
+        try:
+            recordings = self.events.put(events)
+        except IntegrityError:
+            if not self._stored_already(events):
+                raise
+            recordings = None
+        except (OperationalError, InterfaceError) as failure:
+            if not self._stored_already(events, failure):
+                raise
+            recordings = None
         self._snapshot_saved_jobs(aggregates, events)
         self.observer(EventsSaved(events, perf_counter() - started))
         return recordings
+
+    def _stored_already(self, events: Sequence[Any], failure: Exception | None = None) -> bool:
+        """Whether the store holds these very events (the first is enough: they were committed
+        together). With ``failure``, a store that cannot be read leaves the outcome unknown."""
+        first = self.mapper.to_stored_event(events[0])
+        try:
+            stored = self.recorder.select_events(
+                first.originator_id, gt=first.originator_version - 1, lte=first.originator_version
+            )
+        except (OperationalError, InterfaceError) as unreadable:
+            if failure is None:
+                raise
+            raise OutcomeUnknownError(
+                "The event store failed while this request was being committed and cannot be read "
+                "to tell whether it was; retry it with the same Idempotency-Key to be told once"
+            ) from unreadable
+        return bool(stored) and stored[0].topic == first.topic and stored[0].state == first.state
 
     def _snapshot_saved_jobs(self, objs: Sequence[Any], events: Sequence[Any]) -> None:
         """Snapshot every job whose new events passed a multiple of the interval, as saved.
