@@ -127,14 +127,20 @@ SORTABLE = (
 
 @dataclass(frozen=True)
 class JobFilters:
-    """Which jobs a listing keeps: each given field must equal the job's."""
+    """Which jobs a listing keeps: each given field must equal the job's, and its id must start
+    with one of ``prefixes`` when given (a scoped token's jobs)."""
 
     policy: str | None = None
     gpu_model: str | None = None
     stage: str | None = None
+    prefixes: tuple[str, ...] | None = None
+
+    def covers(self, entry: CatalogEntry) -> bool:
+        return self.prefixes is None or entry.job_id.startswith(self.prefixes)
 
     def match(self, row: dict[str, Any]) -> bool:
-        return all(value is None or row[name] == value for name, value in vars(self).items())
+        fields = {"policy": self.policy, "gpu_model": self.gpu_model, "stage": self.stage}
+        return all(value is None or row[name] == value for name, value in fields.items())
 
 
 def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, Any]:
@@ -410,7 +416,7 @@ class JobAudit:
             cursor = after
             while len(rows) <= limit:  # one row more than asked says whether more follow
                 entries, more = self.catalog.page(prefix, cursor, limit + 1 - len(rows))
-                rows.extend(row for row in map(self._job_row, entries) if filters.match(row))
+                rows.extend(row for row in map(self._job_row, filter(filters.covers, entries)) if filters.match(row))
                 if not more or not entries:
                     break
                 cursor = entries[-1].position
@@ -421,7 +427,7 @@ class JobAudit:
         if column not in SORTABLE:
             raise ValueError(f"cannot sort by {column!r}; columns: {', '.join(SORTABLE)}")
         entries, _ = self.catalog.page(prefix, 0, None)
-        rows = [row for row in map(self._job_row, entries) if filters.match(row)]
+        rows = [row for row in map(self._job_row, filter(filters.covers, entries)) if filters.match(row)]
         # Rows without a value (no savings yet) go last either way.
         present = sorted((row for row in rows if row[column] is not None), key=lambda row: row[column], reverse=descending)
         ordered = present + [row for row in rows if row[column] is None]
@@ -494,10 +500,13 @@ class JobAudit:
             self.cache.keep_summary(job_uuid, fold, summary)
             return summary
 
-    def fleet_summary(self) -> dict[str, Any]:
-        """Savings summed over every live job, overall and per GPU model."""
+    def fleet_summary(self, prefixes: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Savings summed over every live job (whose id starts with one of ``prefixes``, if
+        given), overall and per GPU model."""
         entries, _ = self.catalog.page("", 0, None)
-        summaries = [self.job_summary(entry.job_uuid) for entry in entries if not self.catalog.is_deleted(entry.job_uuid)]
+        scope = JobFilters(prefixes=prefixes)
+        live = [entry for entry in entries if scope.covers(entry) and not self.catalog.is_deleted(entry.job_uuid)]
+        summaries = [self.job_summary(entry.job_uuid) for entry in live]
         return fleet_summary(summaries)
 
     def domain_events(

@@ -65,16 +65,13 @@ class LstsKnobs:
     fail_drop: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("tau", "keep_tol", "n_min_tol"):
-            _require_number(name, getattr(self, name), lowest=0.0, inclusive=True)
-        # A bound below the best run would stop every run, the best one included.
-        for name in ("beta_explore", "beta_bandit"):
-            _require_number(name, getattr(self, name), lowest=1.0, inclusive=True)
-        # Both strictly positive, so that the pooled variance is never 0/0 or 0.
-        for name in ("s0", "nu0"):
-            _require_number(name, getattr(self, name), lowest=0.0, inclusive=False)
-        _require_integer("n_min", self.n_min, lowest=0)
-        _require_integer("fail_drop", self.fail_drop, lowest=1)
+        for name, bounds in KNOB_BOUNDS.items():
+            value = getattr(self, name)
+            if name in ("n_min", "fail_drop"):
+                _require_integer(name, value, lowest=int(bounds["ge"]))
+            else:
+                lowest = bounds.get("ge", bounds.get("gt", 0.0))
+                _require_number(name, value, lowest=lowest, inclusive="ge" in bounds)
         if not isinstance(self.skip_up, bool):
             raise InvalidSpecError("skip_up", f"must be true or false, got {self.skip_up!r}")
         for name in ("tau", "beta_explore", "beta_bandit", "keep_tol", "n_min_tol", "s0", "nu0"):
@@ -96,6 +93,21 @@ class LstsKnobs:
 
 # Far above any useful value, and low enough that no bound, variance or draw can overflow.
 MAX_KNOB = 1e6
+# Each numeric knob's bounds (pydantic-style gt / ge / le), stated once: the knobs check
+# them, and the HTTP schema documents them (domain.spec.FIELD_BOUNDS).
+KNOB_BOUNDS: dict[str, dict[str, float]] = {
+    "tau": {"ge": 0.0, "le": MAX_KNOB},
+    "keep_tol": {"ge": 0.0, "le": MAX_KNOB},
+    "n_min_tol": {"ge": 0.0, "le": MAX_KNOB},
+    # A bound below the best run would stop every run, the best one included.
+    "beta_explore": {"ge": 1.0, "le": MAX_KNOB},
+    "beta_bandit": {"ge": 1.0, "le": MAX_KNOB},
+    # Both strictly positive, so that the pooled variance is never 0/0 or 0.
+    "s0": {"gt": 0.0, "le": MAX_KNOB},
+    "nu0": {"gt": 0.0, "le": MAX_KNOB},
+    "n_min": {"ge": 0, "le": MAX_KNOB},
+    "fail_drop": {"ge": 1, "le": MAX_KNOB},
+}
 
 
 def _require_number(name: str, value: Any, lowest: float, inclusive: bool) -> None:

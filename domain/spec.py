@@ -15,7 +15,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from domain.errors import InvalidSpecError
-from domain.lsts import LstsKnobs
+from domain.lsts import KNOB_BOUNDS, LstsKnobs
 
 ZEUS = "zeus"  # Zeus's pruning then Gaussian Thompson sampling, decision for decision
 LSTS = "lsts"  # local search then Thompson sampling with a pooled variance (POLICY.md)
@@ -49,6 +49,7 @@ FIELD_BOUNDS: dict[str, dict[str, float]] = {
     "stop_window": {"ge": 0, "le": MAX_INTEGER},
     "max_power": {"gt": 0.0, "le": MAX_POWER_WATTS},
     "number_of_gpus": {"gt": 0, "le": MAX_INTEGER},
+    **KNOB_BOUNDS,  # LSTS's knobs (domain/lsts.py)
 }
 
 

@@ -3,10 +3,12 @@
 import ipaddress
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 from domain.spec import POLICIES, ZEUS, SpecLimits
+from infrastructure.tokens import TokenFileError, read_tokens
 
 DEFAULT_DATABASE_URL = "sqlite:///bso.db"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -37,6 +39,7 @@ class Settings:
     read_threads: int = 1
     max_reanalyses: int = 1
     body_timeout_seconds: float = 30.0
+    tokens_file: str | None = None  # scoped tokens (infrastructure/tokens.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -62,6 +65,7 @@ class Settings:
             read_threads=_at_least_one(environ, "BSO_READ_THREADS", defaults.read_threads),
             max_reanalyses=_at_least_one(environ, "BSO_MAX_REANALYSES", defaults.max_reanalyses),
             body_timeout_seconds=_number(environ, "BSO_BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds, float),
+            tokens_file=environ.get("BSO_TOKENS_FILE") or None,
         )
 
     def override(self, **changes: Any) -> "Settings":
@@ -85,8 +89,14 @@ class Settings:
         return 4 if self.uses_postgres else 2
 
     def check_exposure(self) -> None:
-        """Refuse to serve mutating routes without a token beyond this machine, unless told to."""
-        if self.auth_token or self.allow_unauthenticated or _is_loopback(self.host):
+        """Refuse to serve mutating routes without a token beyond this machine, unless told to,
+        and refuse a tokens file that cannot be used."""
+        if self.tokens_file:
+            try:
+                read_tokens(Path(self.tokens_file))
+            except TokenFileError as error:
+                raise SettingsError(str(error)) from None
+        if self.auth_token or self.tokens_file or self.allow_unauthenticated or _is_loopback(self.host):
             return
         raise SettingsError(
             f"Refusing to bind {self.host} without authentication: anyone who can reach it could "

@@ -3,7 +3,9 @@
 import asyncio
 import contextlib
 import logging
+import signal
 import threading
+from pathlib import Path
 from typing import AsyncIterator
 
 from anyio import CapacityLimiter, to_thread
@@ -24,6 +26,7 @@ from application.service import BatchSizeOptimizer
 from infrastructure.conflict_lanes import conflict_lanes_for
 from infrastructure.schema import probe_store
 from infrastructure.settings import Settings
+from infrastructure.tokens import TokenFile
 
 logger = logging.getLogger("bso.api")
 
@@ -58,6 +61,13 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
+def reload_on_hangup(token_file: TokenFile) -> None:
+    """Read the tokens file again on SIGHUP, in the process that serves (where a signal
+    handler can be set: a server's main thread, not an app run by a test client)."""
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, token_file.reload)
+
+
 def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer | None = None) -> Starlette:
     """The ASGI app. Pass ``optimizer`` to share one (tests); else it is built at startup."""
     settings = settings or Settings.from_env()
@@ -77,6 +87,8 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         app.state.rendered_views = RenderedViews()
         app.state.body_deadlines = BodyDeadlines()
         watchdog = asyncio.create_task(app.state.body_deadlines.watch())
+        if token_file is not None:
+            reload_on_hangup(token_file)
         try:
             yield
         finally:
@@ -96,13 +108,15 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         Route("/readyz", readyz, methods=["GET"]),
     ]
     middleware = [Middleware(metrics.RequestMetrics, routes=routes)]
-    if settings.auth_token or settings.read_token:
+    token_file = TokenFile(Path(settings.tokens_file)) if settings.tokens_file else None
+    if settings.auth_token or settings.read_token or token_file:
         middleware.append(
             Middleware(
                 BearerTokenAuth,
                 token=settings.auth_token,
                 protect_reads=settings.auth_reads,
                 read_token=settings.read_token,
+                token_file=token_file,
             )
         )
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

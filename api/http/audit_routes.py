@@ -8,6 +8,7 @@ import re
 import threading
 from datetime import datetime
 from typing import Any, Awaitable, Callable
+from uuid import UUID
 
 from anyio import CapacityLimiter, to_thread
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from api.http import metrics
-from api.http.auth import may_write
+from api.http.auth import authorize_job, may_write, principal_of
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body
 from api.http.view_cache import RenderedViews
@@ -156,10 +157,25 @@ async def _job_answer(request: Request, query: Callable[[], Any]) -> Response:
     render = _renderer(request, query)
 
     def cached() -> bytes:
-        job_uuid = audit.resolve(reference)
+        job_uuid = authorized_job(request, reference)
         return views.get_or_render(key, (job_uuid, audit.latest_version(job_uuid)), render)
 
     return Response(await read_off_the_command_threads(request, cached), media_type="application/json")
+
+
+def authorized_job(request: Request, reference: str) -> UUID:
+    """The job a reference names, if the caller's token covers it; else 403, said alike whether
+    or not the job exists (a UUID is checked by the job id it belongs to)."""
+    audit, principal = audit_of(request), principal_of(request)
+    if principal.prefixes is None:
+        return audit.resolve(reference)
+    try:
+        job_uuid = audit.resolve(reference)
+        job_id = audit.current_state(job_uuid)["job_id"]
+    except AuditNotFoundError:
+        job_id = reference
+    authorize_job(request, job_id)
+    return job_uuid
 
 
 async def list_jobs(request: Request) -> Response:
@@ -168,7 +184,12 @@ async def list_jobs(request: Request) -> Response:
     limit = query_int(request, "limit", 50, 1, MAX_PAGE)
     after = query_int(request, "after", 0, 0)
     params = request.query_params
-    filters = JobFilters(policy=params.get("policy") or None, gpu_model=params.get("gpu_model") or None, stage=params.get("stage") or None)
+    filters = JobFilters(
+        policy=params.get("policy") or None,
+        gpu_model=params.get("gpu_model") or None,
+        stage=params.get("stage") or None,
+        prefixes=principal_of(request).prefixes,  # a scoped token lists its own jobs only
+    )
     sort = params.get("sort") or None
     if sort is not None and sort.removeprefix("-") not in SORTABLE:
         raise _invalid("query.sort", f"must be a column ({', '.join(SORTABLE)}), '-' before it for descending; got {sort!r}")
@@ -181,7 +202,8 @@ async def job_summary(request: Request) -> Response:
 
 
 async def fleet_summary(request: Request) -> Response:
-    return await _answer(request, audit_of(request).fleet_summary)
+    prefixes = principal_of(request).prefixes
+    return await _answer(request, lambda: audit_of(request).fleet_summary(prefixes))
 
 
 async def show_job(request: Request) -> Response:
@@ -233,6 +255,7 @@ async def trials_table(request: Request) -> Response:
     show_secrets = may_write(request)
 
     def table() -> str:
+        authorized_job(request, job_id)
         rows = audit.trials(job_id, version, at, why=True)
         return trials_csv(trial_rows(rows if show_secrets else without_secrets(rows)))
 
@@ -256,6 +279,7 @@ async def list_events(request: Request) -> Response:
 async def run_reanalysis(request: Request) -> Response:
     audit, job_id = audit_of(request), request.path_params["job_id"]
     knobs = await parse_body(request, ReanalysisKnobs, request.app.state.settings.max_body_bytes)
+    await read_off_the_command_threads(request, lambda: authorized_job(request, job_id))
     slots: threading.Semaphore = request.app.state.reanalysis_slots
     if not slots.acquire(blocking=False):
         raise RequestError(

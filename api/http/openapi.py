@@ -4,6 +4,7 @@ Request and response bodies come from the pydantic models the routes validate
 with, so the document cannot drift from what the server accepts.
 """
 
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,6 +31,8 @@ from application.audit import SORTABLE
 from api.numbers import MAX_NUMBER
 from application.idempotency import MAX_KEY_LENGTH
 from domain.enums import TrialKind
+from domain.spec import SpecLimits
+from infrastructure.settings import Settings
 
 _MODELS: list[type[BaseModel]] = [
     JobSpecFromClient,
@@ -41,11 +44,10 @@ _MODELS: list[type[BaseModel]] = [
     *VIEW_MODELS,
 ]
 _JSON = "application/json"
-# Routes that change state need the write token when BSO_AUTH_TOKEN is set; reads need a
-# token only when BSO_AUTH_READS=y or BSO_READ_TOKEN is set (hence "or none").
-_WRITE = [{"bearer": []}]
-_READ = [{"bearer": []}, {}]
-_OPEN: list[dict[str, Any]] = []
+# Who may call an operation; ``_enforced`` turns each into the security this server enforces.
+_WRITE = "write"  # changes state: needs a token that may write, when writes need one
+_READ = "read"  # reads: needs a token when reads need one
+_OPEN = "open"  # health checks, pages and their files: never a token
 
 
 def _ref(model: type[BaseModel]) -> dict[str, Any]:
@@ -317,34 +319,76 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def build_document() -> dict[str, Any]:
+@cache
+def build_document(settings: Settings) -> dict[str, Any]:
+    """The document of what a server with these settings enforces: which operations need a
+    token, and the bounds its caps (BSO_MAX_*) put on job specs and reanalysis knobs."""
     schemas: dict[str, Any] = {}
     for model in _MODELS:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    for name in ("JobSpecFromClient", "ReanalysisKnobs"):
+        _cap(schemas[name]["properties"], settings.spec_limits)
     return {
         "openapi": "3.1.0",
         "info": {"title": "bso: event-sourced batch size optimizer", "version": package_version()},
-        "paths": _paths(),
+        "paths": _enforced(_paths(), settings),
         "components": {
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "BSO_AUTH_TOKEN for writes; BSO_READ_TOKEN (or the write token) for reads when set",
+                    "description": "BSO_AUTH_TOKEN (or a scoped token of BSO_TOKENS_FILE that may write) for "
+                    "writes; for reads, when they need one, BSO_READ_TOKEN or any of those",
                 }
             },
         },
     }
 
 
-_DOCUMENT = build_document()
+def _enforced(paths: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Each operation's security as this server enforces it (api/http/auth.py): a token only
+    where one is required, and the answers that only then can come (401, 403)."""
+    writes = bool(settings.auth_token or settings.tokens_file)
+    reads = bool((settings.auth_token and settings.auth_reads) or settings.read_token or settings.tokens_file)
+    read_only_tokens = bool(settings.read_token or settings.tokens_file)
+    for path, operations in paths.items():
+        for operation in operations.values():
+            access = operation["security"]
+            needed = {_WRITE: writes, _READ: reads, _OPEN: False}[access]
+            operation["security"] = [{"bearer": []}] if needed else []
+            responses = operation["responses"]
+            if not needed:
+                responses.pop("401", None)
+            # A read-only token that writes, or a scoped token used on another team's job.
+            scoped_job = settings.tokens_file and ("job_id" in path or path in _JOB_ROUTES)
+            if needed and ((access == _WRITE and read_only_tokens) or scoped_job):
+                responses["403"] = _ok(_FORBIDDEN, _ref(ErrorMessage))
+    return paths
+
+
+# Zeus's routes name their job in the body or the query rather than the path.
+_JOB_ROUTES = frozenset({"/jobs", "/jobs/batch_size", "/report", "/trials"})
+_FORBIDDEN = "the token may only read, or does not cover this job's id (said alike whether or not the job exists)"
+
+
+def _cap(properties: dict[str, Any], limits: SpecLimits) -> None:
+    """The caps of this server as the fields' bounds (they are refused beyond them)."""
+    if "batch_sizes" in properties:
+        properties["batch_sizes"]["maxItems"] = limits.batch_sizes
+    for name, field in properties.items():
+        cap = getattr(limits, name, None)
+        if cap is None or name == "batch_sizes":
+            continue
+        for schema in field.get("anyOf", [field]):
+            if "maximum" in schema:
+                schema["maximum"] = min(schema["maximum"], cap)
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(_DOCUMENT)
+    return JSONResponse(build_document(request.app.state.settings))
 
 
 routes = [Route("/openapi.json", openapi, methods=["GET"])]

@@ -57,16 +57,16 @@ class JobSpecFromClient(_Body):
     gpu_model: Annotated[str, StringConstraints(min_length=1, max_length=MAX_GPU_MODEL_LENGTH)]
     # Never sent by Zeus's client: the server's default policy (BSO_DEFAULT_POLICY) then applies.
     policy: Literal["zeus", "lsts"] | None = None
-    tau: float = DEFAULTS["tau"]
-    beta_explore: float = DEFAULTS["beta_explore"]
-    beta_bandit: float = DEFAULTS["beta_bandit"]
+    tau: float = _bounded("tau", default=DEFAULTS["tau"])
+    beta_explore: float = _bounded("beta_explore", default=DEFAULTS["beta_explore"])
+    beta_bandit: float = _bounded("beta_bandit", default=DEFAULTS["beta_bandit"])
     skip_up: bool = DEFAULTS["skip_up"]
-    keep_tol: float = DEFAULTS["keep_tol"]
-    n_min: int = DEFAULTS["n_min"]
-    n_min_tol: float = DEFAULTS["n_min_tol"]
-    s0: float = DEFAULTS["s0"]
-    nu0: float = DEFAULTS["nu0"]
-    fail_drop: int = DEFAULTS["fail_drop"]
+    keep_tol: float = _bounded("keep_tol", default=DEFAULTS["keep_tol"])
+    n_min: int = _bounded("n_min", default=DEFAULTS["n_min"])
+    n_min_tol: float = _bounded("n_min_tol", default=DEFAULTS["n_min_tol"])
+    s0: float = _bounded("s0", default=DEFAULTS["s0"])
+    nu0: float = _bounded("nu0", default=DEFAULTS["nu0"])
+    fail_drop: int = _bounded("fail_drop", default=DEFAULTS["fail_drop"])
     # The stop rule's guards; unset, the policy's defaults apply (zeus: 0, false, false; lsts: 20, true, true).
     stop_window: int | None = _bounded("stop_window", default=None)
     bound_escalation: bool | None = None

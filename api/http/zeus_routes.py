@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.http.auth import authorize_job
 from api.http.errors import NotFoundError, RequestError
 from api.http.requests import parse_body, query_job_id
 from api.http.schemas import JobSpecFromClient, TrainingResult, TrialId
@@ -38,6 +39,8 @@ def request_key(request: Request, scope: str, body: BaseModel | Mapping[str, Any
 
 async def register_job(request: Request) -> Response:
     spec = await parse_body(request, JobSpecFromClient, body_limit(request))
+    # A generated id is the prefix, a dash and hex digits: the token must cover that.
+    authorize_job(request, spec.job_id or f"{spec.job_id_prefix}-")
     body = spec.model_dump()
     key = request_key(request, spec.job_id or spec.job_id_prefix, body)
     created, registered = await run_in_threadpool(optimizer(request).register_job, body, key)
@@ -46,6 +49,7 @@ async def register_job(request: Request) -> Response:
 
 async def predict(request: Request) -> Response:
     job_id = query_job_id(request)
+    authorize_job(request, job_id)
     key = request_key(request, job_id, {"job_id": job_id})
     trial = await run_in_threadpool(optimizer(request).predict, job_id, key)
     return JSONResponse(trial)
@@ -53,6 +57,7 @@ async def predict(request: Request) -> Response:
 
 async def report(request: Request) -> Response:
     result = await parse_body(request, TrainingResult, body_limit(request))
+    authorize_job(request, result.job_id)
     key = request_key(request, result.job_id, result)
     answer = await run_in_threadpool(optimizer(request).report, result.job_id, result.epoch_report(), key)
     return JSONResponse(answer)
@@ -60,6 +65,7 @@ async def report(request: Request) -> Response:
 
 async def end_trial(request: Request) -> Response:
     trial = await parse_body(request, TrialId, body_limit(request))
+    authorize_job(request, trial.job_id)
     key = request_key(request, trial.job_id, trial)
     try:
         status = await run_in_threadpool(
@@ -73,6 +79,7 @@ async def end_trial(request: Request) -> Response:
 
 async def delete_job(request: Request) -> Response:
     job_id = query_job_id(request)
+    authorize_job(request, job_id)
     key = request_key(request, job_id, {"job_id": job_id})
     try:
         await run_in_threadpool(optimizer(request).delete_job, job_id, key)
