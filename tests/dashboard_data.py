@@ -1,7 +1,7 @@
 """Jobs for the dashboard tests, written to a real server over HTTP.
 
-``populate`` runs ``bso simulate --url`` against the server (a job from the Zeus
-traces, every trial reported once) and then scripts ``mixed-...``: a job whose
+``populate`` runs ``bso simulate --url`` against the server twice (a job from the Zeus
+traces under each policy, Zeus's and LSTS's, every trial reported once) and then scripts ``mixed-...``: a job whose
 trials end in every way the dashboard colours (converged, stopped by the cost
 bound, not converged within max epochs, ended, expired, in flight), each with
 several per-epoch reports. Its expiry needs the server's lease to be short
@@ -48,9 +48,10 @@ BANDIT_TRIALS = 6
 
 @dataclass(frozen=True)
 class Populated:
-    simulated_job: str
+    simulated_job: str  # policy zeus
     simulated_trials: int
     mixed_job: str
+    lsts_job: str  # the same workload under policy lsts
 
 
 class Trainer:
@@ -105,13 +106,13 @@ def script_mixed_job(url: str, token: str | None = None) -> None:
     trainer.predict(MIXED_JOB)  # expires the silent one; this one stays in flight
 
 
-def simulate(url: str, workload: str = "squad", gpu: str = "p100", recurrences: int = 24) -> tuple[str, int]:
+def simulate(url: str, workload: str = "squad", gpu: str = "p100", recurrences: int = 24, policy: str = "zeus") -> tuple[str, int]:
     """``bso simulate --url`` against the server: the new job's id and its number of trials.
 
     The simulator's HTTP client sends no token, so the server must not need one.
     """
     command = [sys.executable, "-m", "api.cli", "simulate", "--workload", workload, "--gpu", gpu,
-               "--recurrences", str(recurrences), "--url", url, "--json"]
+               "--recurrences", str(recurrences), "--policy", policy, "--url", url, "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
@@ -121,5 +122,6 @@ def simulate(url: str, workload: str = "squad", gpu: str = "p100", recurrences: 
 
 def populate(url: str) -> Populated:
     simulated_job, simulated_trials = simulate(url)
+    lsts_job, _ = simulate(url, policy="lsts")
     script_mixed_job(url)
-    return Populated(simulated_job, simulated_trials, MIXED_JOB)
+    return Populated(simulated_job, simulated_trials, MIXED_JOB, lsts_job)

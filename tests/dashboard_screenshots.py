@@ -2,9 +2,10 @@
 
     python -m tests.dashboard_screenshots docs/
 
-Populates a fresh SQLite server as the browser tests do (``bso simulate --url`` and
-the scripted job with every outcome), then saves the job list, the scripted job's
-page and a what-if result on the simulated job.
+Populates a fresh SQLite server as the browser tests do (``bso simulate --url`` under
+each policy and the scripted job with every outcome), then saves the job list with the
+fleet's totals, the scripted (Zeus) job's page, the simulated LSTS job's page and a
+what-if result: the simulated Zeus job replayed under LSTS.
 """
 
 import sys
@@ -14,6 +15,8 @@ from pathlib import Path
 from tests import browser
 from tests.dashboard_data import LEASE_SECONDS, MIXED_JOB, MIXED_SPEC, Trainer, populate, simulate
 from tests.servers import running_server
+
+LSTS_TELEMETRY_TRIAL = 7
 
 
 def main(folder: Path) -> None:
@@ -33,17 +36,21 @@ def main(folder: Path) -> None:
             trainer.train("nightly-resnet", trainer.predict("nightly-resnet"))
         page = chromium.new_page(viewport={"width": 1400, "height": 420})
         problems = browser.PageProblems().watch(page)
-        page.goto(f"{server.url}/")
-        page.wait_for_selector("#jobs tbody tr")
-        page.screenshot(path=folder / "dashboard-list.png")
+        page.goto(f"{server.url}/?sort=-savings_fraction")
+        page.wait_for_selector("#fleet[data-loaded]")
+        page.screenshot(path=folder / "dashboard-list.png", full_page=True)
         page.set_viewport_size({"width": 1400, "height": 900})
         page.goto(f"{server.url}/ui/jobs/{MIXED_JOB}")
         page.wait_for_selector("#view[data-rendered]")
         page.screenshot(path=folder / "dashboard-job.png", full_page=True)
+        page.goto(f"{server.url}/ui/jobs/{jobs.lsts_job}")
+        page.wait_for_selector("#view[data-rendered]")
+        page.click(f"#trials tbody tr[data-trial='{LSTS_TELEMETRY_TRIAL}']")  # a bandit run, with its bound
+        page.wait_for_function(f"window.Chart.getChart(document.getElementById('chart-telemetry')).options.plugins.title.text.startsWith('Trial {LSTS_TELEMETRY_TRIAL} ')")
+        page.screenshot(path=folder / "dashboard-job-lsts.png", full_page=True)
         page.goto(f"{server.url}/ui/jobs/{jobs.simulated_job}")
         page.wait_for_selector("#view[data-rendered]")
-        page.fill("#whatif-form input[name=num_pruning_rounds]", "1")
-        page.fill("#whatif-form input[name=mab_seed]", "5")
+        page.select_option("#whatif-form select[name=policy]", "lsts")
         page.click("#whatif-form button[type=submit]")
         page.wait_for_selector("#whatif-caveats")
         page.locator("section.whatif").screenshot(path=folder / "dashboard-what-if.png")

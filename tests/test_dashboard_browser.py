@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests import browser
-from tests.dashboard_data import LEASE_SECONDS, MIXED_JOB, MIXED_SPEC, Populated, Trainer, populate, script_mixed_job
+from tests.dashboard_data import LEASE_SECONDS, MIXED_JOB, MIXED_SPEC, Populated, Trainer, populate, script_mixed_job, simulate
 from tests.servers import ServerProcess, running_server
 
 pytestmark = pytest.mark.skipif(browser.why_unavailable() is not None, reason=str(browser.why_unavailable()))
@@ -113,20 +113,85 @@ def assert_job_charts_match(page: Any, server: ServerProcess, version: int | Non
     return facts
 
 
+def assert_fleet_totals(page: Any, server: ServerProcess) -> None:
+    """The list's head shows /v1/summary: overall and one row per GPU model, with the savings."""
+    fleet = read(server, "/v1/summary")
+    overall = page.locator("#fleet tr[data-fleet='overall']").inner_text()
+    assert overall.split("\t")[1:3] == [str(fleet["overall"]["jobs"]), str(fleet["overall"]["settled_jobs"])]
+    assert f"({fleet['overall']['cost']['fraction'] * 100:.1f} %)" in overall
+    for gpu, totals in fleet["by_gpu_model"].items():
+        assert page.locator(f"#fleet tr[data-fleet='{gpu}']").inner_text().split("\t")[1] == str(totals["jobs"])
+    assert len(fleet["by_gpu_model"]) >= 2  # the simulated jobs' p100 and the scripted jobs' "test"
+
+
+def column(page: Any, name: str) -> list[str]:
+    return page.locator(f"#jobs tbody td[data-column='{name}']").all_inner_texts()
+
+
+def assert_sorting_and_filters(page: Any, server: ServerProcess, jobs: Populated) -> None:
+    # One click sorts ascending, the next descending, as the route sorts (rows without a value last).
+    page.click("#jobs th[data-sort='savings_fraction'] button")
+    page.wait_for_selector("#jobs th[data-sort='savings_fraction'][aria-sort='ascending']")
+    ascending = read(server, "/v1/jobs", sort="savings_fraction", limit=50)
+    assert job_rows(page) == [job["job_id"] for job in ascending["jobs"]]
+    page.click("#jobs th[data-sort='savings_fraction'] button")
+    page.wait_for_selector("#jobs th[data-sort='savings_fraction'][aria-sort='descending']")
+    descending = read(server, "/v1/jobs", sort="-savings_fraction", limit=50)
+    assert job_rows(page) == [job["job_id"] for job in descending["jobs"]]
+    fractions = [job["savings_fraction"] for job in descending["jobs"] if job["savings_fraction"] is not None]
+    assert fractions == sorted(fractions, reverse=True) and len(fractions) >= 2
+    assert column(page, "savings_fraction")[0] == f"{fractions[0] * 100:.1f} %"
+    assert column(page, "savings_fraction")[-1] == "–"  # the bulk jobs have nothing to save yet
+    # Sorted pages go by offset: the second page is the last 3 of 53.
+    page.click("#jobs th[data-sort='job_id'] button")
+    page.wait_for_selector("#jobs th[data-sort='job_id'][aria-sort='ascending']")
+    page.click("#jobs th[data-sort='job_id'] button")
+    page.wait_for_selector("#jobs th[data-sort='job_id'][aria-sort='descending']")
+    assert job_rows(page)[:2] == sorted([jobs.simulated_job, jobs.lsts_job], reverse=True)
+    page.click("#next-page")
+    page.wait_for_selector("#page-status:text('jobs 51–53')")
+    assert job_rows(page) == ["bulk-02", "bulk-01", "bulk-00"] and "after=50" in page.url
+    page.click("#previous-page")
+    page.wait_for_selector("#page-status:text('jobs 1–50')")
+    # Filters: by policy (LSTS: the one simulated job), then by GPU model and stage.
+    page.select_option("#filter-policy", "lsts")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 1")
+    assert job_rows(page) == [jobs.lsts_job] and column(page, "policy") == ["lsts"]
+    assert page.locator("#jobs th[aria-sort='descending']").count() == 1  # the sort stays
+    page.select_option("#filter-policy", "zeus")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 50")
+    page.wait_for_selector("#fleet[data-loaded] ~ form #filter-gpu option[value='p100']", state="attached")
+    page.select_option("#filter-gpu", "p100")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 1")
+    assert job_rows(page) == [jobs.simulated_job]
+    page.click("#view a:text('Clear')")
+    page.wait_for_selector(f"#jobs tbody tr[data-job='{jobs.simulated_job}']")
+    page.select_option("#filter-stage", "Pruning")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 50")
+    assert set(column(page, "stage")) == {"pruning round 1 of 1"}
+    page.click("#view a:text('Clear')")
+    page.wait_for_selector(f"#jobs tbody tr[data-job='{jobs.simulated_job}']")
+
+
 def test_list_job_page_time_travel_and_what_if(page: Any, populated: tuple[ServerProcess, Populated]) -> None:
     server, jobs = populated
     problems = browser.PageProblems().watch(page)
 
-    # The list: 50 a page, the catalog cursor for the next, the prefix filter.
+    # The list: the fleet's totals, 50 a page, the catalog cursor for the next, the prefix filter.
     open_job_list(page, server)
+    assert_fleet_totals(page, server)
     first = job_rows(page)
-    assert first[:2] == [jobs.simulated_job, MIXED_JOB] and len(first) == 50
+    assert first[:3] == [jobs.simulated_job, jobs.lsts_job, MIXED_JOB] and len(first) == 50
     page.click("#next-page")
     page.wait_for_selector("#jobs tbody tr[data-job='bulk-49']")
-    assert job_rows(page) == ["bulk-48", "bulk-49"]
+    assert job_rows(page) == ["bulk-47", "bulk-48", "bulk-49"]
     assert page.locator("#next-page").is_disabled()
     page.click("#previous-page")
     page.wait_for_selector(f"#jobs tbody tr[data-job='{jobs.simulated_job}']")
+
+    # Sorting by a column header (ascending, then descending), paged by offset; the filters.
+    assert_sorting_and_filters(page, server, jobs)
+
     page.fill("#prefix", "mixed")
     page.press("#prefix", "Enter")
     page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 1")
@@ -147,7 +212,7 @@ def test_list_job_page_time_travel_and_what_if(page: Any, populated: tuple[Serve
         "in_flight": 1,
     }
     kinds = {d["label"].split(" · ")[1] for d in facts["chart-batch-size"]["datasets"] if d["outcome"]}
-    assert kinds == {"pruning exploration", "concurrent (stand-in)", "bandit"}
+    assert kinds == {"exploration (pruning or local search)", "concurrent (stand-in)", "bandit"}
     assert "pruning round 1, walking down from the default: explore 32" in page.locator("#trials tbody tr[data-trial='1'] td.why").inner_text()
     assert "waiting for trial 1" in page.locator("#trials tbody tr[data-trial='2'] td.why").inner_text()
     assert "bandit Thompson sampling" in page.locator("#trials tbody tr[data-trial='6'] td.why").inner_text()
@@ -199,6 +264,113 @@ def test_list_job_page_time_travel_and_what_if(page: Any, populated: tuple[Serve
     assert ("Incomplete" in caveats) == (not report["summary"]["counterfactual"]["complete"])
     for number in report["summary"]["counterfactual"]["unknown_trials"]:
         assert str(number) in caveats
+    problems.assert_none()
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    """A server with the same simulated workload under each policy: {policy: job id}."""
+    scratch = tmp_path_factory.mktemp("policies")
+    with running_server(f"sqlite:///{scratch / 'bso.db'}", scratch) as server:
+        yield server, {policy: simulate(server.url, policy=policy)[0] for policy in ("zeus", "lsts")}
+
+
+def assert_answers(page: Any, server: ServerProcess, job: str, sizes: list[int]) -> None:
+    """The top of the job page: the recommended size, settled or not, the savings (the summary route)."""
+    summary = read(server, f"/v1/jobs/{job}/summary")
+    recommended = int(page.locator("#answer-batch-size .big").inner_text())
+    assert recommended == summary["recommended_batch_size"] and recommended in sizes
+    assert summary["recommendation"]["rule"] in page.locator("#answer-batch-size").inner_text()
+    settled = page.locator("#answer-settled .big").inner_text()
+    assert settled == (f"yes, since trial {summary['settled_since_trial']}" if summary["settled"] else "not yet")
+    savings = summary["savings"]
+    assert savings["default_estimate_missing"] is None  # the default size converged in the simulation
+    for measure in ("energy", "time", "cost"):
+        cells = page.locator(f"#savings tr[data-measure='{measure}'] td").all_inner_texts()
+        assert cells[3] == f"{savings[measure]['fraction'] * 100:.1f} %" and "–" not in cells
+
+
+@pytest.mark.parametrize("policy", ["zeus", "lsts"])
+def test_job_page_of_each_policy(page: Any, simulated: tuple[ServerProcess, dict[str, str]], policy: str) -> None:
+    server, jobs = simulated
+    job = jobs[policy]
+    problems = browser.PageProblems().watch(page)
+    state = read(server, f"/v1/jobs/{job}")
+    assert state["policy"] == policy
+    page.goto(f"{server.url}/ui/jobs/{job}")
+    wait_rendered(page, state["version"])
+    facts = {name: browser.chart_facts(page, name) for name in browser.JOB_CHARTS}
+    for name in browser.JOB_CHARTS:  # all five: the job is in its bandit
+        assert_drawn(facts[name])
+    assert_answers(page, server, job, state["spec"]["batch_sizes"])
+
+    # The exploration chart: Zeus's pruning rounds, or LSTS's walk (it has no rounds).
+    trials = read(server, f"/v1/jobs/{job}/trials", why="true")["trials"]
+    explorations = [trial for trial in trials if trial["kind"] == "Exploration"]
+    walk = facts["chart-pruning"]
+    if policy == "lsts":
+        assert walk["title"].startswith("LSTS local search walk (no pruning rounds)")
+        assert browser.points(walk, "walk (explorations in order)") == len(explorations) == len(state["lsts"]["explored"])
+        assert browser.points(walk, "bandit arms (explored sizes near the best)") == len(state["lsts"]["arms"])
+        assert facts["chart-arms"]["title"].startswith("LSTS arms")
+    else:
+        assert sum(d["points"] for d in walk["datasets"] if d["label"].startswith("round ")) == len(explorations)
+    assert facts["chart-arms"]["labels"] == [str(arm["batch_size"]) for arm in state["arms"]]
+
+    # The trial table and its whys, in the policy's words.
+    assert page.locator("#trials tbody tr").count() == min(len(trials), 50)
+    whys = page.locator("#trials tbody td.why").all_inner_texts()
+    if policy == "lsts":
+        assert whys[0] == f"LSTS walk: start at the default batch size, {state['spec']['default_batch_size']}"
+        assert any(why.startswith("LSTS Thompson sampling") for why in whys)
+        assert any(why.startswith("LSTS bandit confirmation") for why in whys)
+    else:
+        assert whys[0].startswith("pruning round 1, walking down") and any(why.startswith("bandit Thompson") for why in whys)
+    assert not any(why.startswith("{") for why in whys)  # every reason put in words
+
+    # The telemetry's stop threshold is the bound the trial was judged against.
+    page.click("#trials tbody tr[data-trial='3']")
+    page.wait_for_function("window.Chart.getChart(document.getElementById('chart-telemetry')).options.plugins.title.text.startsWith('Trial 3 ')")
+    threshold = next(d for d in browser.chart_facts(page, "chart-telemetry")["datasets"] if d["label"].startswith("stop threshold"))
+    if policy == "lsts":
+        expected = trials[2]["cost_bound"]  # recorded at dispatch: beta_explore x best
+        assert "set at dispatch: beta_explore 1.75 × best" in threshold["label"]
+        cost_line = next(d for d in facts["chart-cost"]["datasets"] if d["label"] == "each run's cost bound (set at its dispatch)")
+        assert max(cost_line["ys"]) == pytest.approx(max(t["cost_bound"] for t in trials if t["cost_bound"] is not None))
+    else:
+        expected = state["spec"]["beta_knob"] * min(trials[0]["cost"], trials[1]["cost"])  # judged at each report
+        assert "beta 2 × min cost" in threshold["label"]
+    assert threshold["ys"] == pytest.approx([expected, expected])
+
+    # Time travel: early on (still exploring), the answers stay the current ones, said so.
+    page.fill("#tt-version", "12")
+    page.click("#tt-go")
+    wait_rendered(page, 12)
+    for name in ("chart-batch-size", "chart-cost", "chart-pruning", "chart-telemetry"):
+        assert_drawn(browser.chart_facts(page, name))
+    assert page.locator("#answers-past").inner_text().startswith("These answers are the job's current ones, not as of version 12.")
+    assert int(page.locator("#answer-batch-size .big").inner_text()) == read(server, f"/v1/jobs/{job}/summary")["recommended_batch_size"]
+    assert "version=12" in page.url
+
+    # What-if under the other policy: only the changed knob is sent; both sides in energy, time, cost.
+    other = "zeus" if policy == "lsts" else "lsts"
+    with page.expect_request(lambda request: request.url.endswith("/reanalysis")) as sent:
+        page.select_option("#whatif-form select[name=policy]", other)
+        page.click("#whatif-form button[type=submit]")
+    assert sent.value.post_data_json == {"policy": other}
+    page.wait_for_selector("#whatif-caveats")
+    assert_drawn(browser.chart_facts(page, "chart-whatif"))
+    for side in ("actual", "counterfactual"):
+        cells = page.locator(f"#whatif-totals tr[data-side='{side}'] td").all_inner_texts()
+        assert len(cells) == 5 and all(cell != "–" for cell in cells[:4]), cells
+    with page.expect_request(lambda request: request.url.endswith("/reanalysis")) as sent:
+        page.fill("#whatif-form input[name=tau]", "0.3")
+        # The guards show the other policy's defaults (off for Zeus, on for LSTS): toggle one.
+        assert page.is_checked("#whatif-form input[name=predictive_stop]") == (other == "lsts")
+        page.click("#whatif-form input[name=predictive_stop]")
+        page.click("#whatif-form button[type=submit]")
+    assert sent.value.post_data_json == {"policy": other, "tau": 0.3, "predictive_stop": other == "zeus"}
+    page.wait_for_selector("#whatif-caveats")
     problems.assert_none()
 
 

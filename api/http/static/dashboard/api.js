@@ -112,7 +112,11 @@ async function followed(url, first) {
 }
 
 export const api = {
-  jobs: (prefix, after, limit) => json(`/v1/jobs?prefix=${enc(prefix)}&limit=${limit}${after ? `&after=${after}` : ""}`),
+  // query: {prefix, policy, gpu_model, stage, sort, after, limit}; empty values are left out.
+  jobs: (query) => json(`/v1/jobs?${new URLSearchParams(Object.entries(query).filter(([, value]) => value !== "" && value !== null && value !== undefined))}`),
+  // The answers a user asks first (which batch size, settled, savings): always as of now.
+  summary: (jobId) => json(`/v1/jobs/${enc(jobId)}/summary`),
+  fleet: () => json("/v1/summary"),
   state: (jobId, version, at) => json(`/v1/jobs/${enc(jobId)}/state?${moment(version, at)}`),
   // Every trial, without its why: what the charts draw.
   trials: (jobId, version) => allTrials(`/v1/jobs/${enc(jobId)}/trials?${moment(version)}`),

@@ -2,7 +2,7 @@
 // and a legend; data are {x, y} points (parsing off), so 10,000 trials draw fast.
 
 import { KINDS, OUTCOMES, armCost, joules, outcomeOf, shapeOf } from "./format.js";
-import { runningMinCost, steps } from "./history.js";
+import { runningMinCost, runningZeusReference, steps } from "./history.js";
 
 const Chart = window.Chart;
 Chart.defaults.animation = false;
@@ -122,7 +122,25 @@ export function batchSizeChart(canvas, trials, sizes, onPick) {
   });
 }
 
-export function costChart(canvas, trials, beta, onPick) {
+// The stop threshold line of the cost chart, as the job's stop rule sets it: each run's own
+// bound where bounds are fixed at dispatch (LSTS: recorded per trial, escalation included),
+// else Zeus's beta x reference after each final report (judged at every report).
+function thresholdLine(trials, stop) {
+  const style = { borderColor: "#dc2626", backgroundColor: "#dc2626", borderDash: [6, 4], showLine: true, stepped: true, pointRadius: 0, borderWidth: 1.5 };
+  if (stop.atDispatch) {
+    const bounded = trials.filter((trial) => trial.cost_bound !== null && trial.cost_bound !== undefined);
+    if (!bounded.length) return null;
+    return { ...style, label: "each run's cost bound (set at its dispatch)", data: steps(bounded.map((trial) => ({ x: trial.number, y: trial.cost_bound }))) };
+  }
+  if (stop.beta === null) return null;
+  const escalation = stop.escalation ? ", escalation not drawn" : "";
+  const reference = stop.window ? `cheapest of the last ${stop.window} converged` : "min cost";
+  const running = runningZeusReference(trials, stop.window);
+  return { ...style, label: `stop threshold (beta ${stop.beta} × ${reference}${escalation})`, data: steps(running.map((point) => ({ x: point.number, y: stop.beta * point.reference }))) };
+}
+
+// stop: {atDispatch, beta, window, escalation}: how the job's stop rule bounds a run.
+export function costChart(canvas, trials, stop, onPick) {
   const running = runningMinCost(trials);
   const lines = [
     {
@@ -136,19 +154,8 @@ export function costChart(canvas, trials, beta, onPick) {
       borderWidth: 1.5,
     },
   ];
-  if (beta !== null) {
-    lines.push({
-      label: `stop threshold (beta ${beta} × min cost)`,
-      data: steps(running.map((point) => ({ x: point.number, y: beta * point.minCost }))),
-      borderColor: "#dc2626",
-      backgroundColor: "#dc2626",
-      borderDash: [6, 4],
-      showLine: true,
-      stepped: true,
-      pointRadius: 0,
-      borderWidth: 1.5,
-    });
-  }
+  const threshold = thresholdLine(trials, stop);
+  if (threshold) lines.push(threshold);
   return new Chart(canvas, {
     type: "scatter",
     data: { datasets: [...outcomeDatasets(trials, (trial) => trial.cost), ...lines] },
@@ -158,7 +165,7 @@ export function costChart(canvas, trials, beta, onPick) {
       onClick: pickOnClick(onPick),
       scales: {
         x: trialAxis("trial number", lastNumber(trials)),
-        y: axis("cost (J, energy-time cost at the last report)", { ticks: { callback: (value) => joules(value) } }),
+        y: axis("energy-time cost (J, last report)", { ticks: { callback: (value) => joules(value) } }),
       },
       plugins: {
         legend: outcomeLegend,
@@ -171,7 +178,9 @@ export function costChart(canvas, trials, beta, onPick) {
 
 // Per arm (batch size): the posterior mean cost with a bar of one standard deviation
 // either side, and its number of observations on the right axis.
-export function armsChart(canvas, arms) {
+// LSTS arms come in Zeus's shape: the cost is exp(mean log cost), its sd by the delta method.
+export function armsChart(canvas, arms, policy) {
+  const lsts = policy === "lsts";
   const labels = arms.map((arm) => String(arm.batch_size));
   const costs = arms.map(armCost);
   return new Chart(canvas, {
@@ -181,7 +190,7 @@ export function armsChart(canvas, arms) {
       datasets: [
         {
           type: "line",
-          label: "posterior mean cost",
+          label: lsts ? "exp(mean log cost)" : "posterior mean cost",
           data: costs.map((cost) => cost.mean),
           showLine: false,
           pointRadius: 7,
@@ -226,7 +235,12 @@ export function armsChart(canvas, arms) {
           grid: { drawOnChartArea: false },
         }),
       },
-      plugins: { title: { display: true, text: "Bandit arms: posterior mean cost ± 1 sd, and observations" } },
+      plugins: {
+        title: {
+          display: true,
+          text: lsts ? "LSTS arms: exp(mean log cost) ± 1 sd (delta method), and observations" : "Bandit arms: posterior mean cost ± 1 sd, and observations",
+        },
+      },
     },
   });
 }
@@ -279,8 +293,58 @@ export function pruningChart(canvas, explorations, survivors, sizes, stage) {
   });
 }
 
+// LSTS has no pruning rounds: its local search walks from the default size, down while a
+// step is cheaper, then up (unless skip_up), one exploration at a time. The explorations in
+// dispatch order by batch size, filled when converged; stars: the bandit's arms, or the
+// step the walk runs next.
+export function lstsWalkChart(canvas, explorations, lsts, sizes) {
+  const shapes = { start: ["circle", 0], down: ["triangle", 180], up: ["triangle", 0] };
+  const shape = (trial) => shapes[trial.why.direction] || shapes.start;
+  const colour = ROUND_COLOURS[0];
+  const datasets = [
+    {
+      label: "walk (explorations in order)",
+      data: explorations.map((trial) => ({ x: trial.number, y: Math.log2(trial.batch_size), trial })),
+      borderColor: colour,
+      backgroundColor: explorations.map((trial) => (trial.converged ? colour : "#ffffff")),
+      pointStyle: explorations.map((trial) => shape(trial)[0]),
+      pointRotation: explorations.map((trial) => shape(trial)[1]),
+      pointRadius: 6,
+      showLine: true,
+      borderWidth: 1,
+    },
+  ];
+  const lastX = explorations.length ? explorations[explorations.length - 1].number + 1 : 1;
+  const ahead = lsts.phase === "bandit" ? lsts.arms : [lsts.next_step, lsts.in_flight].filter(Boolean).map((step) => step.batch_size);
+  if (ahead.length) {
+    datasets.push({
+      label: lsts.phase === "bandit" ? "bandit arms (explored sizes near the best)" : "the walk's step in flight or next",
+      data: ahead.map((size) => ({ x: lastX, y: Math.log2(size) })),
+      pointStyle: "star",
+      pointRadius: 9,
+      borderWidth: 2,
+      borderColor: "#111827",
+      backgroundColor: "#111827",
+      showLine: false,
+    });
+  }
+  return new Chart(canvas, {
+    type: "scatter",
+    data: { datasets },
+    options: {
+      parsing: false,
+      scales: { x: trialAxis("trial number (local search explorations)", lastX), y: log2Axis(sizes) },
+      plugins: {
+        title: { display: true, text: "LSTS local search walk (no pruning rounds): filled = converged, hollow = not; ● start, ▼ down, ▲ up" },
+        tooltip: { callbacks: { label: trialTooltip } },
+      },
+    },
+  });
+}
+
 // One trial's epochs: cost (left axis) and metric (right axis) against epoch, with
 // the job's target metric and the stop threshold that bounded this trial.
+// threshold: {value, label} of the bound the trial was judged against, or null (none).
 export function telemetryChart(canvas, trial, spec, threshold) {
   const epochs = trial.epochs;
   const span = epochs.length ? [Math.min(1, epochs[0].epoch), epochs[epochs.length - 1].epoch] : [0, 1];
@@ -291,7 +355,7 @@ export function telemetryChart(canvas, trial, spec, threshold) {
     { label: `target metric (${spec.target_metric})`, data: flat(spec.target_metric), borderColor: "#1e8c45", borderDash: [6, 4], pointRadius: 0, yAxisID: "metric" },
   ];
   if (threshold !== null) {
-    datasets.push({ label: `stop threshold (beta × min cost = ${joules(threshold)})`, data: flat(threshold), borderColor: "#dc2626", borderDash: [6, 4], pointRadius: 0, yAxisID: "y" });
+    datasets.push({ label: `stop threshold (${threshold.label} = ${joules(threshold.value)})`, data: flat(threshold.value), borderColor: "#dc2626", borderDash: [6, 4], pointRadius: 0, yAxisID: "y" });
   }
   return new Chart(canvas, {
     type: "line",

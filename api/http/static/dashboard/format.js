@@ -12,7 +12,7 @@ export const OUTCOMES = [
 
 // A trial's kind, the shape of its point.
 export const KINDS = [
-  { key: "Exploration", label: "pruning exploration", shape: "circle" },
+  { key: "Exploration", label: "exploration (pruning or local search)", shape: "circle" },
   { key: "Concurrent", label: "concurrent (stand-in)", shape: "triangle" },
   { key: "MAB", label: "bandit", shape: "rect" },
 ];
@@ -42,10 +42,23 @@ export function joules(value) {
 
 export function seconds(value) {
   if (value === null || value === undefined) return "–";
-  if (value >= 7200) return `${(value / 3600).toPrecision(4)} h`;
-  if (value >= 120) return `${(value / 60).toPrecision(4)} min`;
+  if (Math.abs(value) >= 7200) return `${(value / 3600).toPrecision(4)} h`;
+  if (Math.abs(value) >= 120) return `${(value / 60).toPrecision(4)} min`;
   return `${value.toPrecision(4)} s`;
 }
+
+// A fraction as a percentage ("12.3 %"); "–" when there is none.
+export function percent(fraction) {
+  if (fraction === null || fraction === undefined) return "–";
+  return `${(fraction * 100).toFixed(1)} %`;
+}
+
+// The summaries' three measures: energy and cost in joules, time in seconds.
+export const MEASURES = [
+  { key: "energy", label: "energy", format: joules },
+  { key: "time", label: "time", format: seconds },
+  { key: "cost", label: "cost (energy-time)", format: joules },
+];
 
 export function number(value, digits = 4) {
   if (value === null || value === undefined) return "–";

@@ -19,6 +19,33 @@ export function runningMinCost(trials) {
   return points.sort((a, b) => a.number - b.number);
 }
 
+// What Zeus's stop rule multiplies beta by, right after each final report: the min cost
+// (window 0), or the cheapest of the last ``window`` converged trials (by trial number) among
+// those finished by then (stop_window, domain/zeus_policy.py). [{number, reference}] by number.
+export function runningZeusReference(trials, window) {
+  if (!window) return runningMinCost(trials).map((point) => ({ number: point.number, reference: point.minCost }));
+  const reported = trials.filter((trial) => trial.status === "Succeeded" && trial.cost !== null).sort(finishOrder);
+  const converged = [];
+  const points = reported.map((trial) => {
+    if (trial.converged) converged.push(trial);
+    const recent = [...converged].sort((a, b) => a.number - b.number).slice(-window);
+    return { number: trial.number, reference: recent.length ? Math.min(...recent.map((other) => other.cost)) : null };
+  });
+  return points.filter((point) => point.reference !== null).sort((a, b) => a.number - b.number);
+}
+
+// The reference of Zeus's bound when ``trial`` was last judged (its final report, or now for
+// a trial in flight): as runningZeusReference, over the trials that had finished before it.
+export function zeusReferenceBefore(trials, trial, window) {
+  if (!window) return minCostBefore(trials, trial);
+  const before = trials
+    .filter((other) => other.status === "Succeeded" && other.converged && other.number !== trial.number)
+    .filter((other) => !trial.finished_at || finishOrder(other, trial) < 0)
+    .sort((a, b) => a.number - b.number)
+    .slice(-window);
+  return before.length ? Math.min(...before.map((other) => other.cost)) : null;
+}
+
 // The points of a stepped line where its value changes, and its last point: the same
 // line as every point drawn, for a fraction of the points on a long history.
 export function steps(points) {
@@ -44,9 +71,39 @@ function armsText(arms) {
     .join("; ");
 }
 
+// An LSTS mean or draw of log cost, as a cost.
+function logCost(value) {
+  return joules(Math.exp(value));
+}
+
+function lstsArmsText(why) {
+  return why.arms.map((arm) => `${arm}: ${why.means[arm] === undefined ? "no runs" : logCost(why.means[arm])} (n=${why.counts[arm]})`).join("; ");
+}
+
+// LSTS's reasons (domain/lsts.py): the walk, a stand-in while a step runs, or the bandit's rule.
+function lstsWhyText(trial, why) {
+  if (why.rule === "walk" && why.direction === "start") return `LSTS walk: start at the default batch size, ${trial.batch_size}`;
+  if (why.rule === "walk") return `LSTS walk ${why.direction} (best so far ${joules(why.best)}): try ${trial.batch_size}`;
+  if (why.rule === "lowest_mean") {
+    const waiting = why.waiting_for === null ? "no walk step ready" : `waiting for the walk's run of ${why.waiting_for}`;
+    return `LSTS local search, ${waiting}: ran the explored size of lowest mean log cost (${trial.batch_size})`;
+  }
+  const arms = `Arms (exp(mean log cost)): ${lstsArmsText(why)}`;
+  if (why.rule === "unobserved") return `LSTS bandit: arm ${trial.batch_size} has no converged run yet, so it is played first. ${arms}`;
+  if (why.rule === "confirmation") {
+    return `LSTS bandit confirmation: ${trial.batch_size} is close to the best mean but has too few runs (n_min), so it is run again. ${arms}`;
+  }
+  if (why.rule === "thompson") {
+    const draws = Object.entries(why.draws).map(([size, draw]) => `${size}: ${logCost(draw)}`).join(", ");
+    return `LSTS Thompson sampling (pooled variance ${number(why.s2)}): sampled costs ${draws}; lowest wins. ${arms}`;
+  }
+  return JSON.stringify(why);
+}
+
 // The reason the event log records for a trial's batch size, in words.
 export function whyText(trial) {
   const why = trial.why || {};
+  if (why.policy === "lsts") return lstsWhyText(trial, why);
   if (why.stage === "Pruning" && trial.kind === "Exploration") {
     return `pruning round ${why.round}, walking ${why.direction} from the default: explore ${trial.batch_size}`;
   }

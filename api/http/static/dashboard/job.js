@@ -2,22 +2,60 @@
 // with each trial's "why", and the what-if form.
 
 import { api, ApiError, requestBlob } from "./api.js";
-import { armsChart, batchSizeChart, costChart, pruningChart, telemetryChart, whatIfChart } from "./charts.js";
-import { OUTCOMES, el, joules, outcomeLabel, outcomeOf, seconds, stageText, when } from "./format.js";
-import { minCostBefore, trialCounts, whyText } from "./history.js";
+import { armsChart, batchSizeChart, costChart, lstsWalkChart, pruningChart, telemetryChart, whatIfChart } from "./charts.js";
+import { MEASURES, OUTCOMES, el, joules, outcomeLabel, outcomeOf, percent, seconds, stageText, when } from "./format.js";
+import { trialCounts, whyText, zeusReferenceBefore } from "./history.js";
 
 const TABLE_PAGE = 50;
-const KNOB_FIELDS = [
-  ["eta_knob", "eta (energy weight, 0..1)", "any"],
-  ["beta_knob", "beta (cost bound factor)", "any"],
-  ["window_size", "window (0 = all history)", "1"],
-  ["mab_prior_mean", "prior mean (reward)", "any"],
-  ["mab_prior_precision", "prior precision", "any"],
-  ["mab_num_explorations", "bandit explorations per arm", "1"],
-  ["num_pruning_rounds", "pruning rounds", "1"],
-  ["mab_seed", "bandit seed", "1"],
-  ["resample_seed", "resample seed", "1"],
+// The what-if form: every knob of domain/spec.py KNOBS, by the policy it matters to
+// ([name, label, step]; step "bool" is a checkbox, "policy" the policy select).
+const KNOB_GROUPS = [
+  [
+    "Both policies",
+    [
+      ["policy", "policy", "policy"],
+      ["eta_knob", "eta (energy weight, 0..1)", "any"],
+      ["mab_seed", "bandit seed", "1"],
+      ["stop_window", "stop window (last N converged; 0 = all)", "1"],
+      ["bound_escalation", "bound escalation (× 2 per run stopped in a row)", "bool"],
+      ["predictive_stop", "predictive stop", "bool"],
+      ["resample_seed", "resample seed (runs of sizes never recorded)", "1"],
+    ],
+  ],
+  [
+    "Zeus",
+    [
+      ["beta_knob", "beta (cost bound factor)", "any"],
+      ["num_pruning_rounds", "pruning rounds", "1"],
+      ["window_size", "window (0 = all history)", "1"],
+      ["mab_prior_mean", "prior mean (reward)", "any"],
+      ["mab_prior_precision", "prior precision", "any"],
+      ["mab_num_explorations", "bandit explorations per arm", "1"],
+    ],
+  ],
+  [
+    "LSTS",
+    [
+      ["tau", "tau (walk stops above (1 + tau) × best)", "any"],
+      ["beta_explore", "beta_explore (bound while exploring, × best)", "any"],
+      ["beta_bandit", "beta_bandit (bandit bound, × exp(min mean log cost))", "any"],
+      ["skip_up", "skip the upward walk when down was cheaper", "bool"],
+      ["keep_tol", "keep_tol (arms within (1 + keep_tol) × best)", "any"],
+      ["n_min", "n_min (runs before an arm is sampled)", "1"],
+      ["n_min_tol", "n_min_tol (how close counts as competitive)", "any"],
+      ["s0", "s0 (prior sd of log cost)", "any"],
+      ["nu0", "nu0 (prior weight in the pooled variance)", "any"],
+      ["fail_drop", "fail_drop (failed bandit runs that remove an arm)", "1"],
+    ],
+  ],
 ];
+// The stop rule's guards a policy gets when not set (domain/spec.py GUARD_DEFAULTS): under
+// another policy, a reanalysis gives the guards left untouched these defaults.
+const GUARD_DEFAULTS = {
+  zeus: { stop_window: 0, bound_escalation: false, predictive_stop: false },
+  lsts: { stop_window: 20, bound_escalation: true, predictive_stop: true },
+};
+const LSTS_KNOBS = ["tau", "beta_explore", "beta_bandit", "skip_up", "keep_tol", "n_min", "n_min_tol", "s0", "nu0", "fail_drop"];
 
 function chartBox(id, extraClass = "") {
   const canvas = el("canvas", { id });
@@ -43,22 +81,103 @@ function earlyStopText(stop) {
   return `next trial's bound ${joules(stop.bound)} = ${stop.factor_name} ${stop.factor} × ${stop.reference_name} ${joules(stop.reference)}${escalation}, ${judged}; ${stop.stopped_in_a_row} stopped in a row (${guards})`;
 }
 
+// The job's knobs as its policy reads them: Zeus's, or LSTS's (beta_knob plays no part in LSTS).
+function knobsText(spec) {
+  const common = `eta ${spec.eta_knob}, target ${spec.target_metric} (${spec.higher_is_better_metric ? "higher" : "lower"} is better), max epochs ${spec.max_epochs}, max power ${spec.max_power} W`;
+  if (spec.policy === "lsts") return `${common}; LSTS: ${LSTS_KNOBS.map((name) => `${name} ${spec[name]}`).join(", ")}`;
+  return `${common}; Zeus: beta ${spec.beta_knob ?? "none"}, window ${spec.window_size}, pruning rounds ${spec.num_pruning_rounds}, explorations ${spec.mab_num_explorations}, prior ${spec.mab_prior_mean} (precision ${spec.mab_prior_precision})`;
+}
+
+// Why this size, and what it costs (nothing to say before a run of it was measured).
+function recommendationBasis(recommendation) {
+  if (!recommendation.observations || recommendation.mean_cost === null) return recommendation.rule;
+  return `${recommendation.rule}; ${joules(recommendation.mean_cost)} (${recommendation.mean_cost_meaning}) over ${recommendation.observations} runs`;
+}
+
+function recommendationText(recommendation) {
+  return `${recommendation.batch_size}: ${recommendationBasis(recommendation)}`;
+}
+
 function summary(state, trials) {
   const spec = state.spec;
   const warning = state.early_stop.warning;
   const rows = facts([
     ["job", `${state.job_id} (${state.job_uuid})${state.deleted ? " — deleted" : ""}`],
+    ["policy", state.policy === "lsts" ? "lsts (local search, then Thompson sampling on log cost)" : "zeus (pruning rounds, then Gaussian Thompson sampling)"],
     ["stage", stageText(state.stage, state.pruning)],
+    ["recommended", state.recommendation ? recommendationText(state.recommendation) : "–"],
     ["trials", trialCounts(state.trials)],
     ["outcomes", outcomeBreakdown(trials)],
     ["early stop", earlyStopText(state.early_stop)],
     ["min cost", state.min_cost === null ? "none yet" : `${joules(state.min_cost)} at batch size ${state.min_cost_batch_size}`],
-    ["knobs", `eta ${spec.eta_knob}, beta ${spec.beta_knob ?? "none"}, window ${spec.window_size}, target ${spec.target_metric} (${spec.higher_is_better_metric ? "higher" : "lower"} is better), max epochs ${spec.max_epochs}, max power ${spec.max_power} W`],
+    ["knobs", knobsText(spec)],
     ["batch sizes", spec.batch_sizes.join(", ")],
     ["registered", when(state.registered_at)],
     ["last event", `${when(state.updated_at)} (version ${state.version})`],
   ]);
   return warning ? el("div", {}, el("p", { id: "bound-warning", class: "caveats", role: "alert" }, warning), rows) : rows;
+}
+
+// The answers a user asks first, from /v1/jobs/{id}/summary: which batch size to use, whether
+// the job has settled on it, what it saved against the default. Always the job's current
+// figures; at a past version they stay, labelled as current, beside what the state said then.
+function answers(answer, state) {
+  const recommendation = answer.recommendation;
+  const past = state.version !== answer.version;
+  const heading = el("h2", {}, "Now ", el("span", { class: "note" }, `(version ${answer.version}, the latest${past ? `; the charts below show version ${state.version}` : ""})`));
+  const then = past && state.recommendation
+    ? el("p", { class: "caveats", id: "answers-past" }, `These answers are the job's current ones, not as of version ${state.version}. At version ${state.version} it recommended ${recommendationText(state.recommendation)}.`)
+    : null;
+  const settled = answer.settled
+    ? `yes, since trial ${answer.settled_since_trial}`
+    : "not yet";
+  const settledWhy = `settled: in the bandit with the last ${answer.settled_after_trials} trials (K) all at the recommended size`;
+  const tiles = el(
+    "div",
+    { class: "answers" },
+    el("div", { class: "answer", id: "answer-batch-size" }, el("div", { class: "label" }, "Use batch size"), el("div", { class: "big" }, answer.recommended_batch_size), el("div", { class: "note" }, recommendationBasis(recommendation))),
+    el("div", { class: "answer", id: "answer-settled" }, el("div", { class: "label" }, "Settled"), el("div", { class: "big" }, settled), el("div", { class: "note" }, settledWhy)),
+    el("div", { class: "answer", id: "answer-saved" }, el("div", { class: "label" }, "Cost saved vs the default"), el("div", { class: "big" }, answer.savings.cost.saved === null ? "–" : `${joules(answer.savings.cost.saved)} (${percent(answer.savings.cost.fraction)})`), el("div", { class: "note" }, savedNote(answer))),
+  );
+  return el("div", {}, heading, then, tiles, savingsTable(answer));
+}
+
+function savedNote(answer) {
+  const savings = answer.savings;
+  if (savings.default_estimate_missing) return `not estimated: ${savings.default_estimate_missing}`;
+  const against = `default batch size ${answer.default_batch_size}; ${savings.converged_recurrences} converged recurrences`;
+  return savings.cost.saved < 0 ? `${against}; negative: so far it cost more than the default would have` : against;
+}
+
+function savingsTable(answer) {
+  const savings = answer.savings;
+  const row = (measure) => {
+    const figures = savings[measure.key];
+    return el(
+      "tr",
+      { "data-measure": measure.key },
+      el("th", {}, measure.label),
+      el("td", {}, measure.format(figures.actual)),
+      el("td", {}, measure.format(figures.default_estimate)),
+      el("td", {}, measure.format(figures.saved)),
+      el("td", {}, percent(figures.fraction)),
+      el("td", {}, measure.format(figures.exploration_cost)),
+    );
+  };
+  const head = ["", "actual (every trial)", "at the default (estimate)", "saved", "saved %", "exploration cost"];
+  const missing = [savings.default_estimate_missing, savings.exploration_cost_missing].filter(Boolean);
+  return el(
+    "div",
+    {},
+    el("table", { id: "savings", class: "grid totals" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, MEASURES.map(row))),
+    el(
+      "p",
+      { class: "note" },
+      `At the default: the ${savings.converged_recurrences} converged recurrences each priced at the default batch size's mean converged run. ` +
+        "Exploration cost: what the trials at other sizes consumed beyond as many runs at the recommended size.",
+    ),
+    missing.length ? el("ul", { class: "caveats", id: "savings-missing" }, missing.map((reason) => el("li", {}, `Not estimated: ${reason}.`))) : null,
+  );
 }
 
 function pager(total, page, onPage, id) {
@@ -91,26 +210,71 @@ function trialTable(trials, onPick) {
   return el("table", { id: "trials", class: "grid" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
 }
 
+// A knob's input, prefilled with the job's value: a checkbox, the policy select, or a number.
+function knobInput(name, step, value) {
+  if (step === "bool") return el("input", { name, type: "checkbox", checked: Boolean(value) });
+  if (step === "policy") return el("select", { name }, ["zeus", "lsts"].map((policy) => el("option", { value: policy, selected: policy === value }, policy)));
+  return el("input", { name, type: "number", step, value: value ?? "", placeholder: value === null || value === undefined ? "as recorded" : null });
+}
+
+function inputValue(input) {
+  return input.type === "checkbox" ? input.checked : input.value;
+}
+
+// Sends only the knobs the user changed: the others keep the job's values server-side (and,
+// under another policy, the guards left untouched take that policy's defaults).
 function knobForm(state, onSubmit) {
-  const values = { ...state.spec, mab_seed: state.seed, resample_seed: 0 };
+  // beta prefilled with Zeus's default when off, so unticking "no early stopping" gives a bound.
+  const values = { ...state.spec, beta_knob: state.spec.beta_knob ?? 2.0, mab_seed: state.seed ?? state.spec.mab_seed, resample_seed: 0 };
   const inputs = {};
-  const fields = KNOB_FIELDS.map(([name, label, step]) => {
-    inputs[name] = el("input", { name, type: "number", step, value: values[name] ?? "", required: name !== "beta_knob" });
-    return el("label", {}, label, inputs[name]);
-  });
-  const noBeta = el("input", { type: "checkbox", name: "no_beta", checked: state.spec.beta_knob === null });
-  const form = el(
-    "form",
-    { id: "whatif-form", class: "knobs" },
-    fields,
-    el("label", { class: "inline" }, noBeta, "no early stopping (beta none)"),
-    el("button", { type: "submit" }, "Run what-if"),
+  const initial = {};
+  const touched = new Set();
+  const groups = KNOB_GROUPS.map(([legend, fields]) =>
+    el(
+      "fieldset",
+      { class: "knob-group", "data-policy": legend.toLowerCase() },
+      el("legend", {}, legend),
+      fields.map(([name, label, step]) => {
+        const input = knobInput(name, step, values[name]);
+        inputs[name] = input;
+        initial[name] = inputValue(input);
+        input.addEventListener(step === "bool" || step === "policy" ? "change" : "input", () => touched.add(name));
+        return el("label", { class: step === "bool" ? "inline" : null }, step === "bool" ? [input, label] : [label, input]);
+      }),
+    ),
   );
+  const noBeta = el("input", { type: "checkbox", name: "no_beta", checked: state.spec.beta_knob === null });
+  groups[1].append(el("label", { class: "inline" }, noBeta, "no early stopping (beta none)"));
+  const policyNote = el("p", { class: "note", id: "whatif-policy-note" });
+  // What the server runs a knob left out with: the job's value, except a guard under another
+  // policy, which takes that policy's default.
+  const baseline = (name) => {
+    const policy = inputs.policy.value;
+    const guard = policy !== state.spec.policy && name in GUARD_DEFAULTS[policy];
+    const value = guard ? GUARD_DEFAULTS[policy][name] : initial[name];
+    return inputs[name].type === "checkbox" || typeof value !== "number" ? value : String(value);
+  };
+  // Show the guards a change of policy would bring, unless the user set them.
+  inputs.policy.addEventListener("change", () => {
+    const policy = inputs.policy.value;
+    for (const name of Object.keys(GUARD_DEFAULTS[policy])) {
+      if (touched.has(name)) continue;
+      if (inputs[name].type === "checkbox") inputs[name].checked = baseline(name);
+      else inputs[name].value = baseline(name);
+    }
+    policyNote.textContent = policy === state.spec.policy ? "" : `Under ${policy}, the guards you leave untouched take ${policy}'s defaults (shown); only the knobs of that policy matter.`;
+  });
+  const form = el("form", { id: "whatif-form", class: "knobs" }, groups, policyNote, el("button", { type: "submit" }, "Run what-if"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const knobs = {};
-    for (const [name] of KNOB_FIELDS) knobs[name] = Number(inputs[name].value);
-    if (noBeta.checked) knobs.beta_knob = null;
+    for (const [name, input] of Object.entries(inputs)) {
+      const value = inputValue(input);
+      if (!touched.has(name) || value === baseline(name)) continue;
+      knobs[name] = typeof value === "boolean" || name === "policy" ? value : value === "" ? null : Number(value);
+    }
+    if (noBeta.checked !== (state.spec.beta_knob === null)) knobs.beta_knob = noBeta.checked ? null : Number(inputs.beta_knob.value);
+    else if (noBeta.checked) delete knobs.beta_knob;
     onSubmit(knobs);
   });
   return form;
@@ -128,12 +292,16 @@ function caveats(report) {
   return el("div", { id: "whatif-caveats", class: cf.complete ? "caveats complete" : "caveats" }, el("p", {}, verdict), items.length ? el("ul", {}, items.map((item) => el("li", {}, item))) : null);
 }
 
+// Both sides in energy, time and cost; the cost of both priced alike (the eta and max power
+// the summary names, when it names them).
 function totalsTable(report) {
-  const row = (label, totals) => el("tr", {}, el("th", {}, label), el("td", {}, joules(totals.cost)), el("td", {}, joules(totals.energy)), el("td", {}, seconds(totals.time)));
+  const pricing = (totals) => (totals.eta_knob === undefined ? "–" : `eta ${totals.eta_knob}, max power ${totals.max_power} W`);
+  const row = (label, totals) =>
+    el("tr", { "data-side": label }, el("th", {}, label), el("td", {}, totals.trials ?? "–"), el("td", {}, joules(totals.energy)), el("td", {}, seconds(totals.time)), el("td", {}, joules(totals.cost)), el("td", {}, pricing(totals)));
   return el(
     "table",
-    { class: "grid totals" },
-    el("thead", {}, el("tr", {}, ["", "cost", "energy", "time"].map((h) => el("th", {}, h)))),
+    { id: "whatif-totals", class: "grid totals" },
+    el("thead", {}, el("tr", {}, ["", "trials", "energy", "time", "cost", "cost priced with"].map((h) => el("th", {}, h)))),
     el("tbody", {}, row("actual", report.summary.actual), row("counterfactual", report.summary.counterfactual)),
   );
 }
@@ -156,6 +324,8 @@ export async function showJob(view, jobId, params) {
   let tablePage = 0;
   let picked = null;
 
+  let current = await api.summary(jobId);
+  const answersBox = el("section", { id: "answers" });
   const summaryBox = el("section", { id: "summary" });
   const slider = el("input", { id: "tt-version-range", type: "range", min: 1, max: latest.version, value: latest.version });
   const versionInput = el("input", { id: "tt-version", type: "number", min: 1, max: latest.version, value: latest.version });
@@ -198,6 +368,7 @@ export async function showJob(view, jobId, params) {
 
   view.replaceChildren(
     el("h1", {}, latest.job_id, latest.deleted ? el("span", { class: "badge" }, "deleted") : null),
+    answersBox,
     travelForm,
     summaryBox,
     el("section", { class: "charts" }, boxes.batchSize.box, boxes.cost.box, el("div", {}, boxes.arms.box, armsNote), boxes.pruning.box),
@@ -238,11 +409,29 @@ export async function showJob(view, jobId, params) {
     const detail = await api.trial(jobId, number);
     // As it was at the version shown: only the epochs reported by then.
     detail.epochs = detail.epochs.filter((epoch) => epoch.reported_at <= shown.state.updated_at);
-    const min = minCostBefore(shown.trials, trial);
-    const beta = shown.state.spec.beta_knob;
-    const threshold = beta === null || min === null ? null : beta * min;
+    const threshold = await boundOf(trial, detail);
     draw("telemetry", (canvas) => telemetryChart(canvas, detail, shown.state.spec, threshold));
-    telemetryNote.textContent = `${detail.epochs.length} epoch reports; ${outcomeLabel(outcomeOf(trial))}. Why: ${whyText(detail)}`;
+    const bound = threshold ? `bound ${joules(threshold.value)} (${threshold.label})` : "no cost bound";
+    telemetryNote.textContent = `${detail.epochs.length} epoch reports; ${outcomeLabel(outcomeOf(trial))}; ${bound}. Why: ${whyText(detail)}`;
+  }
+
+  // The bound the trial was judged against: its own, recorded at dispatch where the policy
+  // fixes bounds then (LSTS; escalation included), else Zeus's beta x the reference (min cost,
+  // or the cheapest recent converged run) at its last report, times the escalation it was
+  // dispatched with (read from the job's state at that instant, only when escalation is on).
+  async function boundOf(trial, detail) {
+    const { spec, early_stop: stop } = shown.state;
+    if (stop.judged === "at_dispatch") {
+      if (detail.cost_bound === null || detail.cost_bound === undefined) return null;
+      const terms = detail.why && detail.why.phase === "bandit" ? `beta_bandit ${spec.beta_bandit} × exp(min mean log cost)` : `beta_explore ${spec.beta_explore} × best`;
+      return { value: detail.cost_bound, label: `set at dispatch: ${terms}${spec.bound_escalation ? ", escalation included" : ""}` };
+    }
+    const reference = zeusReferenceBefore(shown.trials, trial, spec.stop_window);
+    if (spec.beta_knob === null || reference === null) return null;
+    const escalation = spec.bound_escalation ? (await api.state(jobId, null, trial.dispatched_at)).early_stop.escalation : 1;
+    const named = spec.stop_window ? `cheapest of the last ${spec.stop_window} converged` : "min cost";
+    const scaled = escalation === 1 ? "" : ` × escalation ${escalation}`;
+    return { value: spec.beta_knob * reference * escalation, label: `beta ${spec.beta_knob} × ${named}${scaled}` };
   }
 
   function defaultPick() {
@@ -255,7 +444,8 @@ export async function showJob(view, jobId, params) {
     const started = performance.now();
     ttError.textContent = "";
     try {
-      if (moment.fresh) latest = await api.state(jobId); // events may have come since the page opened
+      // Events may have come since the page opened.
+      if (moment.fresh) [latest, current] = await Promise.all([api.state(jobId), api.summary(jobId)]);
       const known = moment.fresh ? latest : moment.at ? await api.state(jobId, null, moment.at) : moment.version === latest.version ? latest : null;
       const version = known ? known.version : moment.version;
       const [state, trials, explorations] = await Promise.all([
@@ -275,13 +465,18 @@ export async function showJob(view, jobId, params) {
     ttStatus.textContent = `showing version ${state.version} of ${latest.version}, as at ${when(state.updated_at)}`;
     view.dataset.shownVersion = state.version;
     history.replaceState(null, "", `${location.pathname}${state.version === latest.version ? "" : `?version=${state.version}`}`);
+    answersBox.replaceChildren(answers(current, state));
     summaryBox.replaceChildren(summary(state, trials));
-    const sizes = state.spec.batch_sizes;
+    const { spec } = state;
+    const sizes = spec.batch_sizes;
+    const stop = { atDispatch: state.early_stop.judged === "at_dispatch", beta: spec.beta_knob, window: spec.stop_window, escalation: spec.bound_escalation };
     draw("batchSize", (canvas) => batchSizeChart(canvas, trials, sizes, pick));
-    draw("cost", (canvas) => costChart(canvas, trials, state.spec.beta_knob, pick));
-    draw("arms", state.arms.length ? (canvas) => armsChart(canvas, state.arms) : null);
+    draw("cost", (canvas) => costChart(canvas, trials, stop, pick));
+    draw("arms", state.arms.length ? (canvas) => armsChart(canvas, state.arms, state.policy) : null);
     armsNote.textContent = state.arms.length ? "" : `No bandit yet: the job is in ${stageText(state.stage, state.pruning)}.`;
-    draw("pruning", (canvas) => pruningChart(canvas, shown.explorations, state.pruning.survivors, sizes, state.stage));
+    // Zeus prunes in rounds; LSTS walks (state.lsts), with no pruning rounds at all.
+    if (state.pruning) draw("pruning", (canvas) => pruningChart(canvas, shown.explorations, state.pruning.survivors, sizes, state.stage));
+    else draw("pruning", (canvas) => lstsWalkChart(canvas, shown.explorations, state.lsts, sizes));
     tablePage = 0;
     const first = defaultPick();
     await Promise.all([drawTable(), first ? pick(first) : draw("telemetry", null)]);
