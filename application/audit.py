@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -28,9 +28,8 @@ from eventsourcing.domain import DomainEventProtocol
 from application.catalog import REGISTERED_TOPIC, CatalogEntry, JobCatalog
 from application.service import BatchSizeOptimizer
 from application.summary import SummaryFold, fleet_summary, job_summary
-from domain.bandit import current_arm_record
+from application.trial_views import TrialFold
 from domain.bounds import STOPPED_IN_A_ROW_WARNING
-from domain.enums import Stage, StopReason, TrialStatus
 from domain.job import Job
 from domain.spec import JobSpec
 
@@ -159,117 +158,6 @@ def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, 
     )
 
 
-class _BanditMemory:
-    """The arms and the generator state as the events left them, so that a bandit trial's
-    "why" shows what it was decided from (older TrialDispatched events recorded both, and
-    show them as recorded)."""
-
-    def __init__(self) -> None:
-        self.arms: dict[int, dict[str, Any]] = {}
-        self.generator_state: dict[str, Any] | None = None
-
-    def observe(self, event: DomainEventProtocol[Any]) -> None:
-        if isinstance(event, Job.Registered):
-            self.generator_state = event.generator_state
-        elif isinstance(event, Job.StageAdvancedToMAB):
-            self.arms = {arm["batch_size"]: arm for arm in event.arms}
-        elif isinstance(event, Job.TrialReported) and event.arm is not None:
-            self.arms[event.batch_size] = event.arm
-
-    def why(self, event: Job.TrialDispatched) -> dict[str, Any]:
-        why = {**_counted_from_one(event.reason), "generator_state_after": event.generator_state}
-        if event.generator_state is not None:
-            why.setdefault("generator_state_before", self.generator_state)
-            self.generator_state = event.generator_state
-        if event.generator_state is not None and event.reason.get("stage") == Stage.BANDIT:
-            recorded = why.get("arms")  # Zeus's bandit: the arms it drew from
-            why["arms"] = (
-                [current_arm_record(arm) for arm in recorded]
-                if recorded is not None
-                else [self.arms[size] for size in sorted(self.arms)]
-            )
-        return why
-
-
-class TrialFold:
-    """Every trial of a job with its epochs and reasons, folded from the job's events.
-
-    It remembers the version it has read up to, so bringing it up to date reads only
-    the events appended since (a repeated read of an unchanged job reads none).
-    """
-
-    def __init__(self) -> None:
-        self.version = 0
-        self.trials: dict[int, dict[str, Any]] = {}
-        self.bandit = _BanditMemory()
-
-    def apply(self, events: Iterable[DomainEventProtocol[Any]]) -> None:
-        for event in events:
-            self._apply(event)
-            self.version = event.originator_version
-
-    def _apply(self, event: DomainEventProtocol[Any]) -> None:
-        trials = self.trials
-        self.bandit.observe(event)
-        if isinstance(event, Job.TrialDispatched):
-            trials[event.number] = {
-                "number": event.number,
-                "batch_size": event.batch_size,
-                "kind": event.kind,
-                "status": TrialStatus.DISPATCHED,
-                "epochs_reported": 0,
-                "epoch": None,
-                "time": None,
-                "energy": None,
-                "metric": None,
-                "cost": None,
-                "converged": None,
-                "stop_reason": None,
-                "cost_bound": event.cost_bound,
-                "dispatched_at": event.timestamp,
-                "finished_at": None,
-                "why": self.bandit.why(event),
-                "epochs": [],
-                "outcome": None,
-                "observation": None,  # LSTS: what the finished run changed in the policy's state
-            }
-        elif isinstance(event, (Job.TrialProgressReported, Job.TrialReported)):
-            trial = trials[event.number]
-            telemetry = {
-                "epoch": event.epoch,
-                "time": event.time,
-                "energy": event.energy,
-                "metric": event.metric,
-                "cost": event.cost,
-            }
-            trial["epochs"].append({**telemetry, "reported_at": event.timestamp, "final": False})
-            trial.update(telemetry, epochs_reported=len(trial["epochs"]))
-            if isinstance(event, Job.TrialReported):
-                trial["epochs"][-1]["final"] = True
-                trial.update(
-                    status=TrialStatus.SUCCEEDED,
-                    converged=event.converged,
-                    stop_reason=event.reason,
-                    finished_at=event.timestamp,
-                    outcome={
-                        "message": event.message,
-                        "min_cost_lowered": event.min_cost_lowered,
-                        "arm_after": event.arm,
-                    },
-                )
-        elif isinstance(event, Job.TrialEnded):
-            trials[event.number].update(status=TrialStatus.FAILED, stop_reason=StopReason.ENDED, finished_at=event.timestamp)
-        elif isinstance(event, Job.TrialExpired):
-            trials[event.number].update(
-                status=TrialStatus.FAILED,
-                stop_reason=StopReason.EXPIRED,
-                finished_at=event.timestamp,
-                outcome={"last_heard_at": event.last_heard_at, "lease_seconds": event.lease_seconds},
-            )
-        elif isinstance(event, Job.PolicyObserved):
-            trials[event.number]["observation"] = event.observation
-
-
 def trial_row(view: dict[str, Any], why: bool = False) -> dict[str, Any]:
     """A trial as the trial list shows it: without its epochs, outcome and observation, and
     with its reason only if asked (and then without the generator states)."""
@@ -336,11 +224,6 @@ class ViewCache:
             while len(self._folds) > self._max_folds:
                 self._folds.popitem(last=False)
             return entry
-
-
-def _counted_from_one(reason: dict[str, Any]) -> dict[str, Any]:
-    """A dispatch reason with its pruning round counted from 1 (events count from 0)."""
-    return {**reason, "round": reason["round"] + 1} if "round" in reason else dict(reason)
 
 
 def parse_instant(text: str) -> datetime:
@@ -563,19 +446,30 @@ class JobAudit:
         at: datetime | None,
         read: Callable[[dict[int, dict[str, Any]]], Any],
     ) -> Any:
-        """``read`` over the job's trial views: now, from the job's cached fold brought up to date
-        with only the events it has not seen; in the past, folded afresh up to that version."""
+        """``read`` over the job's trial views, now or as they were at a past version: from the
+        job's cached fold, or else its stored one (application/trial_views.py), brought up to
+        date with only the events it has not seen."""
         job_uuid = self.resolve(reference)
         last = self._checked_version(job_uuid, version, at)
-        if last is not None:
-            past = TrialFold()
-            past.apply(self._events_after(job_uuid, 0, last))
-            return read(past.trials)
         lock, fold = self.cache.fold(job_uuid)
         with lock:
-            if fold.version != self.latest_version(job_uuid):
-                fold.apply(self._events_after(job_uuid, fold.version))
-            return read(fold.trials)
+            if fold.version == 0:
+                self._restore(fold, job_uuid)
+            if last is None or last > fold.version:
+                if fold.version < self.latest_version(job_uuid):
+                    fold.apply(self._events_after(job_uuid, fold.version))
+            return read(fold.trials if last is None else fold.as_of(last))
+
+    def _restore(self, fold: TrialFold, job_uuid: UUID) -> None:
+        """Start a fold from the job's stored one, if the store keeps one (on PostgreSQL after
+        following the log a little further: it may lag, the events fill in the rest)."""
+        store = self.app.trial_views
+        if store is None:
+            return
+        self.app.follow_trial_views()
+        stored = store.load(job_uuid)
+        if stored is not None:
+            fold.restore(stored)
 
     def _events_after(
         self, job_uuid: UUID, version: int, last: int | None = None

@@ -26,6 +26,7 @@ from application.idempotency import IdempotentResponse, RequestKey
 from application.observation import EventsSaved, Observer, ignore
 from application.retry import ConflictLanes, ConflictStats, RetryPolicy, run_with_retries
 from application.transcodings import TRANSCODINGS
+from application.trial_views import JOB_EVENT_TOPICS, TrialViewStore, fold_into_store
 from domain.errors import SpecMismatchError, UnknownJobError
 from domain.job import Job
 from domain.job_name import JobName, job_name_id
@@ -118,6 +119,11 @@ class BatchSizeOptimizer(Application):
         self.retry_policy = retry_policy or RetryPolicy()
         self.conflict_stats = ConflictStats(observer)
         self._job_locks = _JobLocks()
+        # The trial views' read model, where the store keeps one (application/trial_views.py):
+        # SQLite folds each commit's events in its transaction; PostgreSQL's readers follow the log.
+        self.trial_views: TrialViewStore | None = getattr(self.recorder, "trial_views", None)
+        if hasattr(self.recorder, "project"):
+            self.recorder.project = self._keep_trial_views
         # Job id -> its Job aggregate's UUID as last resolved: spares reading the
         # JobName stream on every command (a hint, checked on each use).
         self._job_uuids: dict[str, UUID] = {}
@@ -246,7 +252,7 @@ class BatchSizeOptimizer(Application):
         started = perf_counter()
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         try:
-            recordings = self.events.put(events)
+            recordings = self.events.put(events, trial_view_events=events)
         except IntegrityError:
             if not self._stored_already(events):
                 raise
@@ -275,6 +281,47 @@ class BatchSizeOptimizer(Application):
                 "to tell whether it was; retry it with the same Idempotency-Key to be told once"
             ) from unreadable
         return bool(stored) and stored[0].topic == first.topic and stored[0].state == first.state
+
+    def _keep_trial_views(self, session: Any, events: Sequence[Any]) -> None:
+        """Fold a commit's events into the trial views, in the commit's transaction."""
+        assert self.trial_views is not None
+        fold_into_store(self.trial_views, events, session)
+
+    def follow_trial_views(self, limit: int = 1000) -> None:
+        """Where readers follow the log to keep the trial views (PostgreSQL): fold the next
+        ``limit`` job events into them and record how far, in one transaction (so another
+        process's follower waits its turn and never folds an event twice)."""
+        store = self.trial_views
+        if store is None or not store.follows_the_log:
+            return
+        with store.transaction() as session:
+            position = store.position(session)
+            if position is None:  # a database made before the read model: readers fold events
+                return
+            notifications = self.recorder.select_notifications(
+                position, limit, topics=JOB_EVENT_TOPICS, inclusive_of_start=False
+            )
+            if notifications:
+                fold_into_store(store, [self.mapper.to_domain_event(n) for n in notifications], session)
+                store.advance(session, notifications[-1].id)
+
+    def rebuild_trial_views(self, job_uuids: Iterable[UUID], progress: Callable[[int, int], None] | None = None) -> int:
+        """Fold every given job's events afresh into the trial views; returns how many jobs."""
+        store = self.trial_views
+        if store is None:
+            return 0
+        uuids = list(job_uuids)
+        with store.transaction() as session:
+            store.clear(session)
+            if store.follows_the_log:  # the follower starts again after what is folded here
+                store.position(session)
+                store.advance(session, self.recorder.max_notification_id() or 0)
+        for done, job_uuid in enumerate(uuids, 1):
+            with store.transaction() as session:
+                fold_into_store(store, list(self.repository.event_store.get(job_uuid)), session)
+            if progress is not None:
+                progress(done, len(uuids))
+        return len(uuids)
 
     def _snapshot_saved_jobs(self, objs: Sequence[Any], events: Sequence[Any]) -> None:
         """Snapshot every job whose new events passed a multiple of the interval, as saved.

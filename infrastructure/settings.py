@@ -227,6 +227,7 @@ def persistence_env(
             raise SettingsError(f"{database_url!r} names no database file")
         return {
             "PERSISTENCE_MODULE": "infrastructure.sqlite_store:DurableSQLiteFactory",
+            "APPLICATION_RECORDER_TOPIC": "infrastructure.trial_view_store:ViewedSQLiteRecorder",
             "SQLITE_DBNAME": read_only_uri(path) if read_only else path,
             "SQLITE_LOCK_TIMEOUT": "30",
             "CREATE_TABLE": "y" if create_schema else "n",
@@ -236,7 +237,7 @@ def persistence_env(
             raise SettingsError(f"{database_url!r} must name a host and a database")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "APPLICATION_RECORDER_TOPIC": "infrastructure.postgres_store:OneStatementRecorder",
+            "APPLICATION_RECORDER_TOPIC": "infrastructure.trial_view_store:ViewedPostgresRecorder",
             "POSTGRES_DBNAME": unquote(url.path.strip("/")),
             "POSTGRES_HOST": url.hostname,
             "POSTGRES_PORT": str(url.port or 5432),

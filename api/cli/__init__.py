@@ -5,13 +5,13 @@ import os
 import sys
 from typing import NoReturn, Sequence
 
-from api.cli import audit, initdb, reanalyze, serve, simulate, token, trials
+from api.cli import audit, initdb, reanalyze, rebuild, serve, simulate, token, trials
 from api.version import DISTRIBUTION, package_version
 from infrastructure.schema import STORE_FAILURES, SchemaMissingError, StoreUnavailableError, one_line
 from infrastructure.settings import SettingsError
 
 # Add a subcommand by writing api/cli/NAME.py with register() and listing it here.
-COMMAND_MODULES = [serve, initdb, simulate, audit, trials, reanalyze, token]
+COMMAND_MODULES = [serve, initdb, simulate, audit, trials, reanalyze, rebuild, token]
 
 
 class _OneLineErrors(argparse.ArgumentParser):

@@ -1,0 +1,128 @@
+"""The trial views' read model: kept beside the events (SQLite: in their transaction;
+PostgreSQL: by readers following the log), equal to folding the events, at every version,
+fast to restore after a restart, and rebuildable."""
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from application.audit import JobAudit, primitives, trial_row
+from application.service import BatchSizeOptimizer
+from application.trial_views import TrialFold
+from domain.reporting import EpochReport
+from infrastructure.settings import persistence_env
+from tests.audit_helpers import ManualClock, train
+from tests.helpers import job_spec
+
+JOB = "test-views"
+LEASE = 100.0
+
+
+def optimizer(database_url: str, clock: ManualClock | None = None) -> BatchSizeOptimizer:
+    return BatchSizeOptimizer(env=persistence_env(database_url), clock=clock or ManualClock(), lease_seconds=LEASE)
+
+
+def scripted_history(app: BatchSizeOptimizer, clock: ManualClock, policy: str) -> None:
+    """Trials of every ending: converged, stopped, ended, expired, in flight with epochs."""
+    app.register_job(job_spec(job_id=JOB, policy=policy, mab_seed=5))
+    for _ in range(8):
+        train(app, JOB)
+    ended = app.predict(JOB)
+    app.report(JOB, EpochReport(ended["trial_number"], ended["batch_size"], 5.0, 50.0, 0.1, 1))
+    app.end_trial(JOB, ended["trial_number"], ended["batch_size"])
+    app.predict(JOB)
+    clock.advance(2 * LEASE)  # that one expires at the next command
+    train(app, JOB)
+    running = app.predict(JOB)
+    app.report(JOB, EpochReport(running["trial_number"], running["batch_size"], 5.0, 50.0, 0.1, 1))
+
+
+def folded(app: BatchSizeOptimizer, job_uuid: Any, up_to: int | None = None) -> dict[int, Any]:
+    fold = TrialFold()
+    fold.apply(app.repository.event_store.get(job_uuid, lte=up_to))
+    return primitives(fold.trials)
+
+
+@pytest.fixture(params=["zeus", "lsts"])
+def history(request: pytest.FixtureRequest, shared_database_url: str) -> Iterator[tuple[str, Any]]:
+    clock = ManualClock()
+    app = optimizer(shared_database_url, clock)
+    scripted_history(app, clock, request.param)
+    job_uuid = app.live_job(JOB).id
+    app.close()
+    yield shared_database_url, job_uuid
+
+
+def test_the_stored_views_equal_the_events_folded(history: tuple[str, Any]) -> None:
+    url, job_uuid = history
+    app = optimizer(url)
+    try:
+        app.follow_trial_views()  # PostgreSQL: readers keep it; SQLite: kept at each commit
+        assert app.trial_views is not None
+        stored = app.trial_views.load(job_uuid)
+        assert stored is not None and stored.version == app.live_job(JOB).version
+        restored = TrialFold()
+        restored.restore(stored)
+        assert primitives(restored.trials) == folded(app, job_uuid)
+    finally:
+        app.close()
+
+
+def test_every_past_version_reads_as_the_events_folded_up_to_it(history: tuple[str, Any]) -> None:
+    url, job_uuid = history
+    app = optimizer(url)
+    try:
+        audit = JobAudit(app)
+        latest = app.live_job(JOB).version
+        for version in range(1, latest + 1):
+            expected = [trial_row(trial, why=True) for trial in folded(app, job_uuid, version).values()]
+            assert audit.trials(JOB, version, why=True) == expected, version
+    finally:
+        app.close()
+
+
+def test_a_restarted_reader_reads_no_event_it_has_in_the_views(history: tuple[str, Any]) -> None:
+    url, job_uuid = history
+    app = optimizer(url)
+    try:
+        app.follow_trial_views()
+        count = app.live_job(JOB).trial_count
+        read: list[Any] = []
+        real_get = app.repository.event_store.get
+
+        def counting_get(*args: Any, **kwargs: Any) -> Any:
+            events = list(real_get(*args, **kwargs))
+            read.extend(event for event in events if event.originator_id == job_uuid)
+            return events
+
+        app.repository.event_store.get = counting_get  # type: ignore[method-assign]
+        trials = JobAudit(app).trials(JOB)
+        assert len(trials) == count
+        assert read == [], "every trial came from the stored views"
+    finally:
+        app.close()
+
+
+def test_a_job_stored_before_the_views_reads_from_its_events_until_rebuilt(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    clock = ManualClock()
+    app = optimizer(url, clock)
+    try:
+        scripted_history(app, clock, "zeus")
+        job_uuid = app.live_job(JOB).id
+        store = app.trial_views
+        assert store is not None
+        with store.transaction() as session:
+            store.clear(session)  # as a store written before the read model existed
+        train(app, JOB)  # not folded onto a fold that does not exist
+        assert store.load(job_uuid) is None
+        expected = folded(app, job_uuid)
+        assert {str(number): JobAudit(app).trial(JOB, int(number)) for number in expected} == expected
+        assert app.rebuild_trial_views([job_uuid]) == 1
+        stored = store.load(job_uuid)
+        assert stored is not None and stored.version == app.live_job(JOB).version
+        train(app, JOB)  # and from now on kept at each commit again
+        assert store.load(job_uuid).version == app.live_job(JOB).version  # type: ignore[union-attr]
+    finally:
+        app.close()
