@@ -24,6 +24,7 @@ from uuid import uuid4
 
 from eventsourcing.domain import DomainEventProtocol
 
+from domain.cost import energy_time_cost
 from domain.enums import StopReason, TrialKind, TrialStatus
 from domain.errors import InvalidReportError, NoConvergedBatchSizeError
 from domain.job import Job
@@ -201,7 +202,8 @@ def reanalyze(
         replay.apply(event)
         if progress is not None and (done % 500 == 0 or done == len(events)):
             progress(done, len(events))
-    trials = [_trial_diff(replay.actual[n], replay.counterfactual.get(n)) for n in sorted(replay.actual)]
+    pricing = _Pricing(replay.spec.eta_knob, replay.actual_spec.max_power)
+    trials = [_trial_diff(replay.actual[n], replay.counterfactual.get(n), pricing) for n in sorted(replay.actual)]
     return {
         "job_id": registered.job_id,
         "job_uuid": str(registered.originator_id),
@@ -212,7 +214,7 @@ def reanalyze(
         "resample_seed": resample_seed,
         "halted": replay.halted,
         "trials": trials,
-        "summary": _summary(trials, replay),
+        "summary": _summary(trials, replay, pricing),
     }
 
 
@@ -239,13 +241,28 @@ def _epoch_fields(last: Epoch | None) -> dict[str, Any]:
     return {"epochs": last.epoch, "time": last.time, "energy": last.energy}
 
 
-def _trial_diff(actual: ActualTrial, counterfactual: CounterfactualTrial | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Pricing:
+    """How both sides of a report are priced: the counterfactual's eta_knob and the job's
+    max_power. A what-if compares decisions, so the same run must cost the same on either
+    side; with the recorded eta on one side a change of eta alone would look like a saving."""
+
+    eta_knob: float
+    max_power: float
+
+    def cost(self, energy: float | None, time: float | None) -> float | None:
+        return None if energy is None or time is None else energy_time_cost(energy, time, self.eta_knob, self.max_power)
+
+
+def _trial_diff(actual: ActualTrial, counterfactual: CounterfactualTrial | None, pricing: _Pricing) -> dict[str, Any]:
+    spent = _epoch_fields(actual.epochs[-1] if actual.epochs else None)
     actual_view = {
         "batch_size": actual.batch_size,
         "kind": actual.kind,
         "status": actual.status,
-        **_epoch_fields(actual.epochs[-1] if actual.epochs else None),
-        "cost": actual.cost,
+        **spent,
+        "cost": pricing.cost(spent["energy"], spent["time"]),
+        "recorded_cost": actual.cost,
         "converged": actual.converged,
         "stop_reason": actual.stop_reason,
     }
@@ -278,18 +295,25 @@ def _trial_diff(actual: ActualTrial, counterfactual: CounterfactualTrial | None)
     return {"number": actual.number, "actual": actual_view, "counterfactual": cf_view, "changed": changed}
 
 
-def _totals(views: list[dict[str, Any]], eta: float, max_power: float) -> dict[str, Any]:
+def _totals(views: list[dict[str, Any]], pricing: _Pricing) -> dict[str, Any]:
+    """What a side's trials consumed, priced as a whole (as each of them is)."""
     spent = [view for view in views if view is not None and view["time"] is not None]
     energy = sum(view["energy"] for view in spent)
     time = sum(view["time"] for view in spent)
-    cost = sum(view["cost"] for view in spent if view["cost"] is not None)
-    return {"trials": len(views), "energy": energy, "time": time, "cost": cost, "eta_knob": eta, "max_power": max_power}
+    return {
+        "trials": len(views),
+        "energy": energy,
+        "time": time,
+        "cost": pricing.cost(energy, time),
+        "eta_knob": pricing.eta_knob,
+        "max_power": pricing.max_power,
+    }
 
 
-def _summary(trials: list[dict[str, Any]], replay: _Replay) -> dict[str, Any]:
-    actual = _totals([trial["actual"] for trial in trials], replay.actual_spec.eta_knob, replay.spec.max_power)
+def _summary(trials: list[dict[str, Any]], replay: _Replay, pricing: _Pricing) -> dict[str, Any]:
+    actual = _totals([trial["actual"] for trial in trials], pricing)
     simulated = [trial["counterfactual"] for trial in trials if trial["counterfactual"] is not None]
-    counterfactual = _totals(simulated, replay.spec.eta_knob, replay.spec.max_power)
+    counterfactual = _totals(simulated, pricing)
     incomplete = {
         "unknown_trials": [t["number"] for t in trials if (t["counterfactual"] or {}).get("outcome") == "unknown"],
         "no_data_trials": [t["number"] for t in trials if (t["counterfactual"] or {}).get("data") == NO_DATA],

@@ -122,7 +122,10 @@ class JobSpec:
         for name in _FLOAT_FIELDS & given.keys():
             if _is_int(given[name]):  # 300 and 300.0 are the same job
                 given[name] = float(given[name])
-        for name, default in GUARD_DEFAULTS.get(given.get("policy", ZEUS), {}).items():
+        policy = given.get("policy", ZEUS)
+        if policy not in POLICIES:
+            raise InvalidSpecError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
+        for name, default in GUARD_DEFAULTS[policy].items():
             if given.get(name) is None:
                 given[name] = default
         spec = cls(**given)

@@ -7,6 +7,7 @@ from starlette.testclient import TestClient
 
 from api.http.app import create_app
 from application.service import BatchSizeOptimizer
+from domain.spec import POLICIES
 from infrastructure.settings import Settings, persistence_env
 from tests.audit_helpers import ManualClock, train
 from tests.helpers import job_spec
@@ -26,10 +27,11 @@ def memory_client() -> Iterator[tuple[TestClient, BatchSizeOptimizer]]:
     yield from _client("memory://")
 
 
-@pytest.fixture
-def history(memory_client: tuple[TestClient, BatchSizeOptimizer]) -> TestClient:
+@pytest.fixture(params=POLICIES)
+def history(request: pytest.FixtureRequest, memory_client: tuple[TestClient, BatchSizeOptimizer]) -> TestClient:
+    """A job of 14 recurrences under each policy: its search, then its bandit."""
     client, optimizer = memory_client
-    optimizer.register_job(job_spec(job_id="test-h"))
+    optimizer.register_job(job_spec(job_id="test-h", policy=request.param))
     for _ in range(14):
         train(optimizer, "test-h")
     return client
@@ -62,17 +64,26 @@ def test_bad_paging_values_are_422_naming_the_field(memory_client: tuple[TestCli
         assert response.json()["detail"][0]["field"] == field
 
 
-def test_job_state_shows_pruning_then_arms(history: TestClient) -> None:
+def test_job_state_shows_the_policys_search_then_arms(history: TestClient) -> None:
     state = history.get("/v1/jobs/test-h").json()
     assert state["stage"] == "MAB" and state["deleted"] is False
     assert state["spec"]["job_id"] == "test-h" and state["seed"] == 1
-    assert state["pruning"]["rounds_done"] == state["pruning"]["num_rounds"] == 2
-    assert state["pruning"]["done"] is True and state["pruning"]["round"] is None
-    assert [arm["batch_size"] for arm in state["arms"]] == state["pruning"]["survivors"]
+    if state["policy"] == "zeus":
+        assert state["pruning"]["rounds_done"] == state["pruning"]["num_rounds"] == 2
+        assert state["pruning"]["done"] is True and state["pruning"]["round"] is None
+        assert [arm["batch_size"] for arm in state["arms"]] == state["pruning"]["survivors"]
+        assert state["lsts"] is None
+    else:  # no pruning rounds: LSTS walks from the default, and its arms are what the walk kept
+        assert state["pruning"] is None
+        assert state["lsts"]["phase"] == "bandit" and state["lsts"]["explored"][0] == 32
+        assert [arm["batch_size"] for arm in state["arms"]] == state["lsts"]["arms"]
     assert all({"mean", "precision", "num_observations"} <= set(arm) for arm in state["arms"])
     assert state["trials"]["total"] == 14
+    assert state["early_stop"]["bound"] == state["early_stop"]["factor"] * state["early_stop"]["reference"]
     by_uuid = history.get(f"/v1/jobs/{state['job_uuid']}").json()
     assert by_uuid == state
+    summary = history.get("/v1/jobs/test-h/summary").json()
+    assert summary["policy"] == state["policy"] and summary["recommended_batch_size"] in state["spec"]["batch_sizes"]
 
 
 def test_pruning_progress_counts_rounds_from_one_while_running() -> None:
@@ -90,23 +101,34 @@ def test_pruning_progress_counts_rounds_from_one_while_running() -> None:
     app.close()
 
 
+FIRST_WHY = {  # the first trial explores the default, with no random draw
+    "zeus": {"stage": "Pruning", "round": 1, "direction": "down", "generator_state_after": None},
+    "lsts": {"policy": "lsts", "phase": "explore", "rule": "walk", "direction": "start", "best": None,
+             "generator_state_after": None},
+}
+
+
 def test_trials_and_why_each_got_its_batch_size(history: TestClient) -> None:
+    policy = history.get("/v1/jobs/test-h").json()["policy"]
     trials = history.get("/v1/jobs/test-h/trials").json()["trials"]
     assert [trial["number"] for trial in trials] == list(range(1, 15))
     assert {"batch_size", "kind", "status", "epochs_reported", "time", "energy", "cost", "converged",
             "stop_reason", "dispatched_at", "finished_at"} <= set(trials[0])
     first = history.get("/v1/jobs/test-h/trials/1").json()
     # rounds are counted from 1 in every view, as in the state's "round 1 of 2"
-    assert first["why"] == {"stage": "Pruning", "round": 1, "direction": "down", "generator_state_after": None}
+    assert first["why"] == FIRST_WHY[policy]
     assert [epoch["epoch"] for epoch in first["epochs"]] == list(range(1, first["epochs_reported"] + 1))
     assert first["epochs"][-1]["final"] is True
-    bandit = next(trial for trial in trials if trial["kind"] == "MAB")
-    why = history.get(f"/v1/jobs/test-h/trials/{bandit['number']}").json()["why"]
-    assert why["stage"] == "MAB" and why["phase"] in ("explore", "thompson")
-    assert sorted(why["permutation"]) == [arm["batch_size"] for arm in why["arms"]]
-    assert why["generator_state_before"] != why["generator_state_after"]
-    thompson = [history.get(f"/v1/jobs/test-h/trials/{t['number']}").json()["why"] for t in trials if t["kind"] == "MAB"]
-    assert any(w["phase"] == "thompson" and set(w["samples"]) == {str(a["batch_size"]) for a in w["arms"]} for w in thompson)
+    bandit = [history.get(f"/v1/jobs/test-h/trials/{t['number']}").json()["why"] for t in trials if t["kind"] == "MAB"]
+    drawn = [why for why in bandit if why["generator_state_after"] is not None]  # LSTS confirms without drawing
+    assert drawn and all(why["generator_state_before"] != why["generator_state_after"] for why in drawn)
+    if policy == "zeus":
+        assert all(why["stage"] == "MAB" and why["phase"] in ("explore", "thompson") for why in bandit)
+        assert all(sorted(why["permutation"]) == [arm["batch_size"] for arm in why["arms"]] for why in bandit)
+        assert any(w["phase"] == "thompson" and set(w["samples"]) == {str(a["batch_size"]) for a in w["arms"]} for w in bandit)
+    else:
+        assert all(why["phase"] == "bandit" and why["rule"] in ("confirmation", "thompson") for why in bandit)
+        assert any(w["rule"] == "thompson" and set(w["draws"]) == set(map(str, w["arms"])) for w in bandit)
 
 
 def test_a_bandit_trials_why_shows_the_arms_and_generator_it_was_decided_from(history: TestClient) -> None:
@@ -114,12 +136,16 @@ def test_a_bandit_trials_why_shows_the_arms_and_generator_it_was_decided_from(hi
     bandit = [e for e in events if e["type"] == "bso.Job.TrialDispatched" and e["payload"]["kind"] == "MAB"]
     assert len(bandit) >= 2
     for event in bandit:
-        assert "arms" not in event["payload"]["reason"]  # not repeated in the event...
         why = history.get(f"/v1/jobs/test-h/trials/{event['payload']['number']}").json()["why"]
         before = history.get("/v1/jobs/test-h/state", params={"version": event["version"] - 1}).json()
-        assert why["arms"] == before["arms"]  # ...but restored exactly as the decision saw them
-        assert why["generator_state_before"] == before["generator_state"]
+        if before["policy"] == "zeus":
+            assert "arms" not in event["payload"]["reason"]  # not repeated in the event...
+            assert why["arms"] == before["arms"]  # ...but restored exactly as the decision saw them
+        else:  # LSTS records the arms it chose among, batch sizes as its state holds them
+            assert why["arms"] == event["payload"]["reason"]["arms"] == before["lsts"]["arms"]
         assert why["generator_state_after"] == event["payload"]["generator_state"]
+        if event["payload"]["generator_state"] is not None:  # a decision that drew
+            assert why["generator_state_before"] == before["generator_state"]
 
 
 def test_events_are_paged_in_order(history: TestClient) -> None:
@@ -138,8 +164,9 @@ def test_state_at_a_version_and_at_an_instant(history: TestClient) -> None:
     at_two = history.get("/v1/jobs/test-h/state", params={"version": 2}).json()
     assert at_two["version"] == 2 and at_two["trials"]["total"] == 1 and at_two["min_cost"] is None
     instant = events[9]["timestamp"]
+    last_then = [event["version"] for event in events if event["timestamp"] == instant][-1]  # one command's events share it
     assert history.get("/v1/jobs/test-h/state", params={"at": instant}).json() == history.get(
-        "/v1/jobs/test-h/state", params={"version": 10}
+        "/v1/jobs/test-h/state", params={"version": last_then}
     ).json()
     now = history.get("/v1/jobs/test-h/state").json()
     assert now == history.get("/v1/jobs/test-h").json()
@@ -187,6 +214,10 @@ def test_reanalysis_over_http_and_it_writes_nothing(history: TestClient) -> None
     assert same.status_code == 200
     assert same.json()["summary"]["decision_changes"] == 0
     assert history.post("/v1/jobs/test-h/reanalysis").json()["summary"] == same.json()["summary"]  # no body
+    every_knob = same.json()["knobs"]["actual"]  # the policy, the booleans and the seed included
+    assert history.post("/v1/jobs/test-h/reanalysis", json=every_knob).json()["summary"] == same.json()["summary"]
+    for total in ("energy", "time", "cost"):
+        assert same.json()["summary"]["actual"][total] == same.json()["summary"]["counterfactual"][total]
     other = history.post("/v1/jobs/test-h/reanalysis", json={"eta_knob": 0.9, "beta_knob": None, "resample_seed": 3})
     assert other.status_code == 200
     assert other.json()["knobs"]["counterfactual"]["beta_knob"] is None

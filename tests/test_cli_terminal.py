@@ -19,12 +19,16 @@ from pathlib import Path
 
 import pytest
 
+import httpx
+
 from application.service import BatchSizeOptimizer
 from infrastructure.settings import persistence_env
 from tests.audit_helpers import ManualClock, train
 from tests.helpers import job_spec
+from tests.servers import running_server
 
 LONG_JOB = "test-terminal-with-a-job-identifier-longer-than-a-narrow-terminal-allows"
+LSTS_JOB = "test-lsts"
 WHOLE_SECOND = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b")
 
 
@@ -55,6 +59,9 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> str:
             train(app, LONG_JOB)
         app.register_job(job_spec(job_id="test-young", num_pruning_rounds=2))
         app.predict("test-young")
+        app.register_job(job_spec(job_id=LSTS_JOB, policy="lsts"))
+        for _ in range(30):
+            train(app, LSTS_JOB)
     finally:
         app.close()
     return url
@@ -114,6 +121,16 @@ def test_every_table_fits_the_width_without_cutting_an_id(database: str, command
         expected = {"trials": 30, "show": 20, "reanalyze": 20, "events": 12}[command]
         assert len(numbers) == expected and numbers == sorted(numbers), result.stdout
     assert "…" not in "".join(line.split()[0] for line in lines if line.strip())
+
+
+@pytest.mark.parametrize("command", ["show", "replay", "trials", "events", "reanalyze"])
+def test_every_read_of_an_lsts_job_fits_the_width(database: str, command: str) -> None:
+    result = bso(command, LSTS_JOB, "--database-url", database, columns=80)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert widest(result.stdout) <= 80, result.stdout
+    if command in ("show", "replay"):  # what only Zeus's policy has is said so, beside LSTS's own
+        assert "pruning: none: the lsts policy does not prune" in result.stdout
+        assert "local search: done, explored 32, " in result.stdout and "early stop: bound " in result.stdout
 
 
 @pytest.mark.parametrize("command", ["jobs", "trials", "events", "show", "replay", "reanalyze"])
@@ -212,6 +229,35 @@ def test_simulate_against_a_server_that_is_down_says_so_in_one_line() -> None:
     result = bso("simulate", "--url", "http://127.0.0.1:9", "--recurrences", "2")
     assert result.returncode != 0 and result.stderr.count("\n") == 1, result.stderr
     assert "127.0.0.1:9" in result.stderr and "Traceback" not in result.stderr
+
+
+SIMULATION = ("simulate", "--workload", "sentiment140", "--recurrences", "3", "--json")
+
+
+def test_simulate_names_its_job_as_asked_in_process(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'simulated.db'}"
+    for name, prefix in [("sentiment-nightly-7", "sentiment-nightly"), ("nightly", "nightly")]:
+        result = bso(*SIMULATION, "--job-id", name, "--database-url", database)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["job_id"] == report["spec"]["job_id"] == name and report["spec"]["job_id_prefix"] == prefix
+        state = json.loads(bso("show", name, "--json", "--database-url", database).stdout)
+        assert state["spec"]["job_id_prefix"] == prefix and state["trials"]["total"] == len(report["runs"])
+    generated = json.loads(bso(*SIMULATION).stdout)["job_id"]
+    assert re.fullmatch(r"simulate-[0-9a-f]{8}", generated)
+    for bad in ("two words", "x" * 129, "y" * 111):  # a bad character, too long, a prefix too long
+        refused = bso(*SIMULATION, "--job-id", bad, "--database-url", database)
+        assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1, refused.stderr
+        assert "--job-id" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_simulate_names_its_job_as_asked_over_http(tmp_path: Path) -> None:
+    with running_server(f"sqlite:///{tmp_path / 'served.db'}", tmp_path) as server:
+        result = bso(*SIMULATION, "--url", server.url, "--job-id", "remote-sentiment-1")
+        assert result.returncode == 0, result.stderr
+        state = httpx.get(f"{server.url}/v1/jobs/remote-sentiment-1").json()
+    assert json.loads(result.stdout)["job_id"] == "remote-sentiment-1"
+    assert state["spec"]["job_id_prefix"] == "remote-sentiment" and state["trials"]["total"] >= 3
 
 
 def test_simulate_plot_without_matplotlib_fails_before_simulating(tmp_path: Path) -> None:

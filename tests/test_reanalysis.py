@@ -8,7 +8,9 @@ import pytest
 from application.audit import JobAudit
 from application.reanalysis import reanalyze
 from application.service import BatchSizeOptimizer
+from domain.cost import energy_time_cost
 from domain.reporting import EpochReport
+from domain.spec import KNOB_NAMES, POLICIES
 from infrastructure.settings import persistence_env
 from tests.audit_helpers import ManualClock, linear_workload, train
 from tests.helpers import job_spec
@@ -37,17 +39,32 @@ def recorded_history(app: BatchSizeOptimizer, recurrences: int = 24, **spec: Any
     return JobAudit(app)
 
 
-def test_own_knobs_reproduce_decisions_and_totals_exactly(app: BatchSizeOptimizer) -> None:
-    audit = recorded_history(app)
+def own_knobs(report: dict[str, Any]) -> dict[str, Any]:
+    """Every knob of a report's job at the job's own value, the policy and the seed included."""
+    actual = report["knobs"]["actual"]
+    assert set(actual) == set(KNOB_NAMES)
+    return dict(actual)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("explicit", [False, True], ids=["no knobs", "every knob as recorded"])
+def test_own_knobs_reproduce_decisions_and_totals_exactly(app: BatchSizeOptimizer, policy: str, explicit: bool) -> None:
+    audit = recorded_history(app, policy=policy)
     assert audit.state(JOB)["stage"] == "MAB"
-    report = reanalyze(audit.domain_events(JOB), {})
+    events = audit.domain_events(JOB)
+    report = reanalyze(events, own_knobs(reanalyze(events, {})) if explicit else {})
+    assert report["knobs"]["counterfactual"] == report["knobs"]["actual"]
     trials = audit.trials(JOB)
     assert [t["counterfactual"]["batch_size"] for t in report["trials"]] == [t["batch_size"] for t in trials]
     assert all(t["changed"] == [] and t["counterfactual"]["data"] == "recorded" for t in report["trials"])
+    for diff in report["trials"]:
+        assert diff["actual"]["cost"] == diff["counterfactual"]["cost"] == diff["actual"]["recorded_cost"]
     summary = report["summary"]
-    for total in ("energy", "time", "cost"):
+    assert summary["decision_changes"] == summary["batch_size_changes"] == 0
+    for total in ("trials", "energy", "time", "cost", "eta_knob", "max_power"):
         assert summary["counterfactual"][total] == summary["actual"][total]
     assert summary["actual"]["energy"] == sum(t["energy"] for t in trials if t["energy"] is not None)
+    assert summary["actual"]["time"] == sum(t["time"] for t in trials if t["time"] is not None)
     assert summary["counterfactual"]["complete"]
     live = audit.state(JOB)
     end = summary["counterfactual_end_state"]
@@ -97,21 +114,42 @@ def test_smaller_beta_stops_earlier_exactly_at_the_first_epoch_over_the_bound(ap
     )
 
 
-def test_another_eta_changes_each_cost_exactly_as_the_formula_says(app: BatchSizeOptimizer) -> None:
-    audit = recorded_history(app)
-    eta, max_power = 0.8, job_spec()["max_power"]
+@pytest.mark.parametrize("policy", POLICIES)
+def test_another_eta_prices_both_sides_exactly_as_the_formula_says(app: BatchSizeOptimizer, policy: str) -> None:
+    """A what-if compares decisions: the same run costs the same on either side."""
+    audit = recorded_history(app, policy=policy)
+    eta, max_power = 0.9, job_spec()["max_power"]
     report = reanalyze(audit.domain_events(JOB), {"eta_knob": eta})
     checked = 0
     for diff in report["trials"]:
-        counterfactual = diff["counterfactual"]
-        if counterfactual["time"] is None:
-            continue
-        expected = eta * counterfactual["energy"] + (1 - eta) * max_power * counterfactual["time"]
-        assert counterfactual["cost"] == expected
-        checked += 1
-    assert checked >= 20
-    assert report["summary"]["counterfactual"]["eta_knob"] == eta
-    assert report["summary"]["counterfactual"]["cost"] != report["summary"]["actual"]["cost"]
+        for side in (diff["actual"], diff["counterfactual"]):
+            if side["time"] is None:
+                assert side["cost"] is None
+                continue
+            assert side["cost"] == eta * side["energy"] + (1 - eta) * max_power * side["time"]
+            checked += 1
+        if diff["actual"]["recorded_cost"] is not None:  # what the job recorded, at its own eta
+            assert diff["actual"]["recorded_cost"] == energy_time_cost(diff["actual"]["energy"], diff["actual"]["time"], 0.5, max_power)
+    assert checked >= 40
+    summary = report["summary"]
+    for side in (summary["actual"], summary["counterfactual"]):
+        assert (side["eta_knob"], side["max_power"]) == (eta, max_power)
+        assert side["cost"] == eta * side["energy"] + (1 - eta) * max_power * side["time"]
+    if summary["decision_changes"] == 0:
+        assert summary["counterfactual"]["cost"] == summary["actual"]["cost"]
+
+
+def test_a_change_of_eta_alone_prices_one_run_the_same_on_both_sides(app: BatchSizeOptimizer) -> None:
+    """The README's curl session: one run, reanalysed with eta 0.9."""
+    app.register_job(job_spec(job_id=JOB))
+    trial = app.predict(JOB)
+    app.report(JOB, EpochReport(trial["trial_number"], trial["batch_size"], 60.0, 9000.0, 0.3, 1))
+    app.report(JOB, EpochReport(trial["trial_number"], trial["batch_size"], 120.0, 18000.0, 0.9, 2))
+    summary = reanalyze(JobAudit(app).domain_events(JOB), {"eta_knob": 0.9})["summary"]
+    for side in ("actual", "counterfactual"):
+        assert {key: summary[side][key] for key in ("energy", "time", "cost")} == {
+            "energy": 18000.0, "time": 120.0, "cost": 0.9 * 18000.0 + 0.1 * 300.0 * 120.0,
+        }
 
 
 def test_sizes_never_run_have_no_data_and_others_are_resampled_with_a_label(app: BatchSizeOptimizer) -> None:
@@ -138,8 +176,9 @@ def test_sizes_never_run_have_no_data_and_others_are_resampled_with_a_label(app:
     assert audit.latest_version(audit.resolve(JOB)) == version_before  # nothing written
 
 
-def test_another_seed_changes_bandit_draws_but_not_pruning(app: BatchSizeOptimizer) -> None:
-    audit = recorded_history(app)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_another_seed_changes_bandit_draws_but_not_pruning(app: BatchSizeOptimizer, policy: str) -> None:
+    audit = recorded_history(app, policy=policy)
     report = reanalyze(audit.domain_events(JOB), {"mab_seed": 12345})
     pruning = [t for t in report["trials"] if t["actual"]["kind"] != "MAB"]
     assert all(t["counterfactual"]["batch_size"] == t["actual"]["batch_size"] for t in pruning)

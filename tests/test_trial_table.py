@@ -17,6 +17,7 @@ from api.http.app import create_app
 from api.trial_table import COLUMN_NAMES
 from application.audit import JobAudit, TrialFold, trial_row
 from application.service import BatchSizeOptimizer
+from domain.spec import POLICIES
 from infrastructure.settings import Settings, persistence_env
 from tests.audit_helpers import ManualClock, train
 from tests.helpers import job_spec
@@ -26,9 +27,10 @@ TOKEN = "dashboard-token"
 JOB = "test-table"
 
 
-def _scripted_history(optimizer: BatchSizeOptimizer) -> None:
-    """Pruning (sizes below 16 never converge), the bandit, one ended trial, one in flight."""
-    optimizer.register_job(job_spec(job_id=JOB))
+def _scripted_history(optimizer: BatchSizeOptimizer, policy: str) -> None:
+    """The policy's search (Zeus's pruning: sizes below 16 never converge; LSTS's walk), the
+    bandit, one ended trial, one in flight."""
+    optimizer.register_job(job_spec(job_id=JOB, policy=policy))
     for _ in range(12):
         train(optimizer, JOB)
     ended = optimizer.predict(JOB)
@@ -36,10 +38,10 @@ def _scripted_history(optimizer: BatchSizeOptimizer) -> None:
     optimizer.predict(JOB)
 
 
-@pytest.fixture
-def client() -> Iterator[TestClient]:
+@pytest.fixture(params=POLICIES)
+def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
     optimizer = BatchSizeOptimizer(env=persistence_env("memory://"), clock=ManualClock())
-    _scripted_history(optimizer)
+    _scripted_history(optimizer, request.param)
     try:
         with TestClient(create_app(Settings(database_url="memory://"), optimizer=optimizer)) as test_client:
             yield test_client
@@ -67,12 +69,19 @@ def test_trials_with_why_carry_the_recorded_reason_but_not_the_generator_states(
     explained = client.get(f"/v1/jobs/{JOB}/trials", params={"why": "true"}).json()["trials"]
     assert "why" not in plain[0]
     assert [{k: v for k, v in trial.items() if k != "why"} for trial in explained] == plain
-    assert explained[0]["why"] == {"stage": "Pruning", "round": 1, "direction": "down"}
+    policy = client.get(f"/v1/jobs/{JOB}").json()["policy"]
+    first, phases = {
+        "zeus": ({"stage": "Pruning", "round": 1, "direction": "down"}, ("explore", "thompson")),
+        "lsts": ({"policy": "lsts", "phase": "explore", "rule": "walk", "direction": "start", "best": None}, ("bandit",)),
+    }[policy]
+    assert explained[0]["why"] == first
     bandit = [trial for trial in explained if trial["kind"] == "MAB"]
-    assert bandit and all(trial["why"]["phase"] in ("explore", "thompson") and trial["why"]["arms"] for trial in bandit)
+    assert bandit and all(trial["why"]["phase"] in phases and trial["why"]["arms"] for trial in bandit)
     assert not any(key.startswith("generator_state") for trial in bandit for key in trial["why"])
-    full = client.get(f"/v1/jobs/{JOB}/trials/{bandit[0]['number']}").json()
-    assert full["why"] == {**bandit[0]["why"], "generator_state_before": full["why"]["generator_state_before"], "generator_state_after": full["why"]["generator_state_after"]}
+    for trial in bandit[:2]:  # (LSTS's first bandit trial confirms without a draw: no state before it)
+        full = client.get(f"/v1/jobs/{JOB}/trials/{trial['number']}").json()
+        states = {key: value for key, value in full["why"].items() if key.startswith("generator_state")}
+        assert "generator_state_after" in states and full["why"] == {**trial["why"], **states}
 
 
 def test_trials_csv_has_one_row_per_trial_with_the_shared_columns(client: TestClient) -> None:
@@ -82,7 +91,9 @@ def test_trials_csv_has_one_row_per_trial_with_the_shared_columns(client: TestCl
     assert tuple(rows[0]) == COLUMN_NAMES
     trials = client.get(f"/v1/jobs/{JOB}/trials", params={"why": "true"}).json()["trials"]
     assert [int(row["number"]) for row in rows] == [trial["number"] for trial in trials]
-    assert [row["why_stage"] for row in rows] == [trial["why"]["stage"] for trial in trials]
+    for column in ("why_stage", "why_direction", "why_phase"):  # each policy's why has some of them
+        assert [row[column] for row in rows] == [trial["why"].get(column.removeprefix("why_")) or "" for trial in trials]
+    assert any(row["why_phase"] for row in rows)
     assert rows[-1]["status"] == "Dispatched" and rows[-1]["finished_at"] == "" and rows[-1]["cost"] == ""
     assert len(list(csv.DictReader(io.StringIO(client.get(f"/v1/jobs/{JOB}/trials.csv", params={"version": 6}).text)))) < len(rows)
     assert client.get("/v1/jobs/nobody/trials.csv").status_code == 404
@@ -91,13 +102,17 @@ def test_trials_csv_has_one_row_per_trial_with_the_shared_columns(client: TestCl
 def test_job_list_rows_carry_stage_progress_recommendation_and_outcome_counts(client: TestClient) -> None:
     (row,) = client.get("/v1/jobs").json()["jobs"]
     state = client.get(f"/v1/jobs/{JOB}").json()
-    assert row["pruning"] == {"round": state["pruning"]["round"], "num_rounds": 2, "done": state["pruning"]["done"]}
+    if state["policy"] == "zeus":
+        assert row["pruning"] == {"round": state["pruning"]["round"], "num_rounds": 2, "done": state["pruning"]["done"]}
+        assert row["trials"]["not_converged"] > 0  # sizes below 16 never converge
+    else:  # LSTS does not prune
+        assert row["pruning"] is None and state["lsts"]["phase"] == "bandit"
     assert row["updated_at"] == state["updated_at"]
     counts = row["trials"]
     assert counts["converged"] + counts["not_converged"] == counts["succeeded"]
-    assert counts["not_converged"] > 0 and counts["failed"] == 1 and counts["dispatched"] == 1
+    assert counts["failed"] == 1 and counts["dispatched"] == 1
     assert row["recommended_batch_size"] == state["recommendation"]["batch_size"] in state["spec"]["batch_sizes"]
-    assert (row["policy"], row["gpu_model"], row["default_batch_size"]) == ("zeus", state["spec"]["gpu_model"], 32)
+    assert (row["policy"], row["gpu_model"], row["default_batch_size"]) == (state["policy"], state["spec"]["gpu_model"], 32)
 
 
 def test_pages_need_no_token_but_their_data_does() -> None:
@@ -117,13 +132,13 @@ def test_pages_need_no_token_but_their_data_does() -> None:
 # -- the same table from the command line and the Python client, over a real server --
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+@pytest.fixture(scope="module", params=POLICIES)
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     folder = tmp_path_factory.mktemp("table")
     url = f"sqlite:///{folder / 'bso.db'}"
     optimizer = BatchSizeOptimizer(env=persistence_env(url), clock=ManualClock())
     try:
-        _scripted_history(optimizer)
+        _scripted_history(optimizer, request.param)
     finally:
         optimizer.close()
     with running_server(url, folder, BSO_AUTH_TOKEN=TOKEN, BSO_AUTH_READS="y") as server:
@@ -179,12 +194,13 @@ def test_trials_page_by_number_and_filter_by_kind(client: TestClient) -> None:
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "query.kind"
 
 
-def test_trial_history_folds_only_new_events_and_agrees_with_a_fresh_fold(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", POLICIES)
+def test_trial_history_folds_only_new_events_and_agrees_with_a_fresh_fold(tmp_path: Path, policy: str) -> None:
     """The per-process cache of trial views stays equal to a fold of the whole stream."""
     optimizer = BatchSizeOptimizer(env=persistence_env(f"sqlite:///{tmp_path / 'bso.db'}"), clock=ManualClock())
     try:
         audit = JobAudit(optimizer)
-        optimizer.register_job(job_spec(job_id=JOB))
+        optimizer.register_job(job_spec(job_id=JOB, policy=policy))
         train(optimizer, JOB)
         def fresh(version: int | None = None) -> list[dict[str, object]]:
             fold = TrialFold()

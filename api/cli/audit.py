@@ -26,7 +26,7 @@ from api.cli.shared import (
     print_table,
     progress_for,
 )
-from api.cli.terminal import clipped, duration, energy, instant, knob
+from api.cli.terminal import clipped, duration, energy, instant, knob, wrapped
 from application.archive import ArchiveError, export_lines, import_lines
 from application.audit import JobAudit, parse_instant, state_view
 
@@ -85,36 +85,143 @@ def _command(
     return parser
 
 
-def print_state(state: dict[str, Any], wide: bool = False) -> None:
+def print_state(state: dict[str, Any], wide: bool = False, summary: dict[str, Any] | None = None) -> None:
+    """The job's ids, then the answers of its ``summary`` when given (the current state has one;
+    a past state does not), then the rest of its state and its arms."""
     spec = state["spec"]
-    facts = [
-        ("job", state["job_id"] + ("  DELETED" if state["deleted"] else "")),
-        ("uuid", state["job_uuid"]),
-        ("version", state["version"]),
-        ("registered", instant(state["registered_at"])),
-        ("stage", state["stage"]),
-        ("metric", f"target {cell(spec['target_metric'])}, "
-                   f"{'higher' if spec['higher_is_better_metric'] else 'lower'} is better, max {spec['max_epochs']} epochs"),
-        ("batch sizes", f"{', '.join(map(str, spec['batch_sizes']))} (default {spec['default_batch_size']})"),
-        ("min cost", f"{energy(state['min_cost'])} at batch size {cell(state['min_cost_batch_size'])}"),
-        ("pruning", f"{pruning_summary(state['pruning'])}, survivors {state['pruning']['survivors']}"),
-        ("trials", ", ".join(f"{key} {value}" for key, value in state["trials"].items())),
-        ("seed", state["seed"]),
-        ("knobs", ", ".join(f"{key} {knob(spec[key])}" for key in ("eta_knob", "beta_knob", "window_size"))),
-    ]
-    for label, value in facts:
-        line = f"{label:>11}: {value}"
-        if label in ("job", "uuid") and clipped(line, wide) != line:  # an id is never cut: a line of its own
-            print(f"{label:>11}:\n{value}")
-        else:
-            print(clipped(line, wide))
+    _print_facts([("job", state["job_id"] + ("  DELETED" if state["deleted"] else "")), ("uuid", state["job_uuid"])], wide)
+    if summary is not None:
+        print_answers(summary, wide)
+        print()
+    _print_facts(
+        [
+            ("version", state["version"]),
+            ("registered", instant(state["registered_at"])),
+            ("policy", f"{state['policy']} (version {state['policy_version']})"),
+            ("stage", state["stage"]),
+            ("metric", f"target {cell(spec['target_metric'])}, "
+                       f"{'higher' if spec['higher_is_better_metric'] else 'lower'} is better, max {spec['max_epochs']} epochs"),
+            ("batch sizes", f"{', '.join(map(str, spec['batch_sizes']))} (default {spec['default_batch_size']})"),
+            ("min cost", f"{energy(state['min_cost'])} at batch size {cell(state['min_cost_batch_size'])}"),
+            ("pruning", pruning_summary(state["pruning"], state["policy"])),
+            *([("local search", walk_summary(state["lsts"]))] if state["lsts"] is not None else []),
+            ("trials", ", ".join(f"{key} {value}" for key, value in state["trials"].items())),
+            ("seed", state["seed"]),
+            ("knobs", ", ".join(f"{key} {knob(spec[key])}" for key in SHOWN_KNOBS[state["policy"]])),
+            ("stop rule", ", ".join(f"{key} {_switch(spec[key])}" for key in GUARDS)),
+            ("early stop", early_stop_summary(state["early_stop"])),
+        ],
+        wide,
+    )
+    if state["early_stop"]["warning"]:
+        print(wrapped(f"warning: {state['early_stop']['warning']}", wide))
     if state["arms"]:
         print()
         arms = [{**arm, "precision": "inf" if arm["precision_infinite"] else arm["precision"]} for arm in state["arms"]]
         print_table(arms, ARM_COLUMNS, {"mean": energy}, wide, whole=["batch_size"])
 
 
+def _print_facts(facts: list[tuple[str, Any]], wide: bool) -> None:
+    """``label: value`` lines, labels aligned, a long value wrapped under itself; an id too long
+    for the line gets a line of its own (wrapping could break it)."""
+    for label, value in facts:
+        line = f"{label:>{LABEL_WIDTH}}: {value}"
+        if label in ("job", "uuid") and clipped(line, wide) != line:  # an id is never cut
+            print(f"{label:>{LABEL_WIDTH}}:\n{value}")
+        else:
+            print(wrapped(line, wide, indent=LABEL_WIDTH + 2))
+
+
+def print_answers(summary: dict[str, Any], wide: bool = False) -> None:
+    """What a user asks first: the batch size to use now, whether the job settled on it, and
+    what it saved against running every recurrence at the default batch size."""
+    recommendation = summary["recommendation"]
+    basis = (
+        f"mean cost {energy(recommendation['mean_cost'])} over {recommendation['observations']} runs"
+        if recommendation["mean_cost"] is not None
+        else "nothing measured yet"
+    )
+    savings = summary["savings"]
+    _print_facts(
+        [
+            ("use now", f"batch size {summary['recommended_batch_size']}"),
+            ("because", f"{recommendation['rule']}: {basis}"),
+            ("settled", _settled(summary)),
+            ("savings", _savings_headline(summary)),
+        ],
+        wide,
+    )
+    if savings["default_estimate_missing"] is None:
+        print_table(_savings_rows(savings), SAVINGS_COLUMNS, wide=wide)
+    if savings["exploration_cost_missing"] is not None:
+        print(wrapped(f"exploration cost unknown: {savings['exploration_cost_missing']}", wide))
+
+
+def _settled(summary: dict[str, Any]) -> str:
+    if summary["settled"]:
+        return f"yes, on batch size {summary['recommended_batch_size']} since trial {summary['settled_since_trial']}"
+    return f"not yet (once in the bandit stage with the last {summary['settled_after_trials']} trials at the recommended size)"
+
+
+def _savings_headline(summary: dict[str, Any]) -> str:
+    savings = summary["savings"]
+    if savings["default_estimate_missing"] is not None:
+        actual = ", ".join(f"{name} {UNITS[name](savings[name]['actual'])}" for name in MEASURES)
+        return f"unknown: {savings['default_estimate_missing']} (spent so far: {actual})"
+    fraction = savings["cost"]["fraction"]
+    share = "-" if fraction is None else f"{fraction:.1%} of the cost"
+    return (f"{share}, against the default batch size {summary['default_batch_size']} "
+            f"for each of {savings['converged_recurrences']} converged recurrences")
+
+
+def _savings_rows(savings: dict[str, Any]) -> list[dict[str, str]]:
+    """Energy, time and cost, one row each, in their own units."""
+    rows = []
+    for name in MEASURES:
+        measure, unit = savings[name], UNITS[name]
+        fraction = measure["fraction"]
+        rows.append(
+            {
+                "": name,
+                "actual": unit(measure["actual"]),
+                "default_estimate": unit(measure["default_estimate"]),
+                "saved": unit(measure["saved"]),
+                "fraction": "-" if fraction is None else f"{fraction:.1%}",
+                "exploration_cost": unit(measure["exploration_cost"]),
+            }
+        )
+    return rows
+
+
+def early_stop_summary(early_stop: dict[str, Any]) -> str:
+    """The bound a trial dispatched now would get and how it comes about."""
+    if early_stop["factor"] is None:
+        return f"off ({early_stop['factor_name']} is off)"
+    if early_stop["reference"] is None:
+        return f"no bound yet: no {early_stop['reference_name']} to bound against"
+    escalation = "" if early_stop["escalation"] == 1 else f" x escalation {early_stop['escalation']:g}"
+    return (
+        f"bound {energy(early_stop['bound'])} = {early_stop['factor_name']} {early_stop['factor']} x "
+        f"{early_stop['reference_name']} {energy(early_stop['reference'])}{escalation}, "
+        f"judged {early_stop['judged'].replace('_', ' ')}; stopped in a row: {early_stop['stopped_in_a_row']}"
+    )
+
+
+def _switch(value: Any) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else knob(value)
+
+
 SHOWN_TRIALS = 20
+LABEL_WIDTH = 12
+MEASURES = ("energy", "time", "cost")
+UNITS = {"energy": energy, "time": duration, "cost": energy}
+SAVINGS_COLUMNS = ["", "actual", "default_estimate", "saved", "fraction", "exploration_cost"]
+# The knobs each policy decides by (the spec has them all); the stop rule's guards apart.
+SHOWN_KNOBS = {
+    "zeus": ("eta_knob", "beta_knob", "window_size"),
+    "lsts": ("eta_knob", "tau", "beta_explore", "beta_bandit", "keep_tol"),
+}
+GUARDS = ("stop_window", "bound_escalation", "predictive_stop")
 TRIAL_FORMATS = {"time": duration, "energy": energy, "cost": energy}
 ARM_COLUMNS = ["batch_size", "mean", "precision", "precision_infinite", "num_observations"]
 JOB_COLUMNS = ["job_id", "job_uuid", "stage", "trials", "min_cost", "min_cost_batch_size", "registered_at", "deleted"]
@@ -125,11 +232,24 @@ TRIAL_LIST_COLUMNS = [
 EVENT_COLUMNS = ["version", "timestamp", "type", "payload"]
 
 
-def pruning_summary(pruning: dict[str, Any]) -> str:
-    """Round 1 of 2 while in round 1; done (2 rounds) once every round is over."""
+def pruning_summary(pruning: dict[str, Any] | None, policy: str) -> str:
+    """Round 1 of 2 while in round 1; done (2 rounds) once every round is over; only Zeus's
+    policy prunes."""
+    if pruning is None:
+        return f"none: the {policy} policy does not prune"
     if pruning["done"]:
-        return f"done ({pruning['num_rounds']} rounds)"
-    return f"round {pruning['round']} of {pruning['num_rounds']}"
+        return f"done ({pruning['num_rounds']} rounds), survivors {pruning['survivors']}"
+    return f"round {pruning['round']} of {pruning['num_rounds']}, survivors {pruning['survivors']}"
+
+
+def walk_summary(lsts: dict[str, Any]) -> str:
+    """LSTS's walk from the default batch size: what it explored, and its next step or arms."""
+    explored = ", ".join(map(str, lsts["explored"])) or "nothing yet"
+    if lsts["phase"] == "bandit":
+        return f"done, explored {explored}; arms {', '.join(map(str, lsts['arms']))}"
+    step, label = (lsts["in_flight"], "running") if lsts["in_flight"] is not None else (lsts["next_step"], "next")
+    following = "" if step is None else f"; {label} {step['batch_size']} ({step['direction']})"
+    return f"exploring, explored {explored}{following}"
 
 
 # -- handlers --------------------------------------------------------------------------
@@ -164,16 +284,17 @@ def list_jobs(args: argparse.Namespace) -> int:
 def show_job(args: argparse.Namespace) -> int:
     with opened_audit(args) as audit:
         state = audit.state(args.job_id)
+        summary = audit.summary(args.job_id)
         trials = audit.trials(args.job_id)
     limit = args.limit if args.limit is not None or args.format != "table" else SHOWN_TRIALS
     shown = trials[-limit:] if limit else trials
     if args.format == "json":
-        print_json({**state, "trial_list": shown})
+        print_json({**state, "summary": summary, "trial_list": shown})
         return 0
     if args.format == "csv":  # the trials: the state is one record, not rows
         print_csv(shown, TRIAL_LIST_COLUMNS)
         return 0
-    print_state(state, args.wide)
+    print_state(state, args.wide, summary)
     print()
     rows = [{**trial, "epochs": trial["epochs_reported"], "dispatched": trial["dispatched_at"]} for trial in shown]
     columns = ["number", "batch_size", "kind", "status", "epochs", "time", "energy", "cost", "converged", "stop_reason"]

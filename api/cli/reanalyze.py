@@ -20,24 +20,12 @@ from api.cli.shared import (
 from api.cli.terminal import duration, energy, knob, wrapped
 from application.reanalysis import reanalyze
 from domain.errors import InvalidSpecError
-from domain.spec import KNOBS, knob_overrides
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() in ("true", "yes", "y", "1"):
-        return True
-    if text.lower() in ("false", "no", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
-
-
-def _parser(kind: type) -> Callable[[str], Any]:
-    return _boolean if kind is bool else kind
+from domain.spec import KNOBS, POLICIES, knob_overrides
 
 
 def _optional(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        return None if text.lower() == "none" else _parser(kind)(text)
+        return None if text.lower() == "none" else kind(text)
 
     return parse
 
@@ -52,8 +40,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("job_id", help="client job id (latest incarnation) or job UUID")
     for setting in KNOBS:
         flag = "--" + setting.name.replace("_", "-")
-        if setting.null_means is None:
-            parser.add_argument(flag, type=_parser(setting.type), help=setting.help)
+        if setting.type is bool:  # --skip-up or --no-skip-up; neither: as recorded
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=setting.help)
+        elif setting.name == "policy":  # a name argparse can check and list
+            parser.add_argument(flag, choices=POLICIES, help=setting.help)
+        elif setting.null_means is None:
+            parser.add_argument(flag, type=setting.type, help=setting.help)
         else:  # "none" is a value of its own: absent and "none" must stay apart
             help_text = f"{setting.help}; 'none': {setting.null_means}"
             parser.add_argument(flag, type=_optional(setting.type), default=argparse.SUPPRESS, help=help_text)
@@ -120,6 +112,10 @@ def print_report(report: dict[str, Any], limit: int = SHOWN_TRIALS, wide: bool =
         wide,
     )
     counterfactual = summary["counterfactual"]
+    print(wrapped(
+        f"both sides priced alike: eta_knob {counterfactual['eta_knob']}, max_power {counterfactual['max_power']} W",
+        wide,
+    ))
     if not counterfactual["complete"]:
         print(wrapped(
             "counterfactual totals are lower bounds: unknown beyond the recorded epochs "

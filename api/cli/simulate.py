@@ -1,6 +1,7 @@
 """``bso simulate``: replay a recurring job of the Zeus traces through the optimizer."""
 
 import argparse
+import re
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from api.version import DISTRIBUTION
 from application.drift import NONE, SCENARIOS
 from application.traces import Workload
 from domain.errors import DomainError
-from domain.spec import POLICIES, ZEUS
+from domain.spec import JOB_ID_PATTERN, MAX_JOB_ID_LENGTH, MAX_PREFIX_LENGTH, POLICIES, ZEUS
 from infrastructure.optimizer_http import HttpOptimizerClient, RemoteOptimizerError
 from infrastructure.settings import persistence_env
 from infrastructure.trace_data import (
@@ -104,6 +105,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "step-visible (D3), slow (D4); regret is then measured against each recurrence's oracle "
         "(default none)",
     )
+    run.add_argument(
+        "--job-id",
+        type=_job_id,
+        metavar="NAME",
+        help="the simulated job's id, its prefix the part before its last '-' (or all of it) "
+        "(default: simulate-xxxxxxxx, generated)",
+    )
     run.add_argument("--url", help="drive a running server over HTTP instead of the in-process application")
     run.add_argument("--database-url", default="memory://", help="event store of the in-process application (default memory://)")
     run.add_argument("--json", action="store_true", help="print everything as one JSON document")
@@ -117,6 +125,40 @@ def _beta(text: str) -> float | None:
     if text.lower() == "none":
         return None
     return float(text)
+
+
+def job_id_prefix(job_id: str) -> str:
+    """The prefix a chosen job id registers with (a job id must start with its prefix): the
+    part before its last '-', as in a generated ``prefix-xxxxxxxx``, or the whole id."""
+    return job_id.rpartition("-")[0] or job_id
+
+
+def _job_id(text: str) -> str:
+    """A job id the service accepts, checked before the traces are read."""
+    if len(text) > MAX_JOB_ID_LENGTH or re.fullmatch(JOB_ID_PATTERN, text) is None:
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to {MAX_JOB_ID_LENGTH} letters, digits or any of _.:@+=- (got {text!r})"
+        )
+    if len(job_id_prefix(text)) > MAX_PREFIX_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"its prefix (the part before its last '-', or the whole id) may have at most {MAX_PREFIX_LENGTH} "
+            f"characters (got {text!r})"
+        )
+    return text
+
+
+class NamedSimulator(TraceSimulator):
+    """The simulator, registering its job under a chosen id (``--job-id``) when given one."""
+
+    def __init__(self, job_id: str | None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.job_id = job_id
+
+    def job_spec(self) -> dict[str, Any]:
+        spec = super().job_spec()
+        if self.job_id is None:
+            return spec
+        return {**spec, "job_id": self.job_id, "job_id_prefix": job_id_prefix(self.job_id)}
 
 
 def _count(text: str) -> int:
@@ -171,8 +213,9 @@ def _run(args: argparse.Namespace) -> SimulationResult:
     )
     client, close = _client(args)
     try:
-        simulator = TraceSimulator(
-            trace, client, knobs, seed=args.seed, gpu_model=args.gpu, draws=args.draws, drift_scenario=args.drift
+        simulator = NamedSimulator(
+            args.job_id, trace, client, knobs, seed=args.seed, gpu_model=args.gpu, draws=args.draws,
+            drift_scenario=args.drift,
         )
         return simulator.run(recurrences, progress=progress_for(args, "simulate", unit="recurrence"))
     finally:

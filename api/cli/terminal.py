@@ -105,10 +105,12 @@ def clipped(line: str, wide: bool = False) -> str:
     return line if width is None else _fit(line, width).rstrip()
 
 
-def wrapped(text: str, wide: bool = False) -> str:
-    """Prose wrapped at the terminal's width (unless ``wide``)."""
+def wrapped(text: str, wide: bool = False, indent: int = 0) -> str:
+    """Prose wrapped at the terminal's width (unless ``wide``), its later lines ``indent`` in."""
     width = None if wide else terminal_width()
-    return text if width is None else textwrap.fill(text, width, break_on_hyphens=False)
+    if width is None:
+        return text
+    return textwrap.fill(text, width, subsequent_indent=" " * indent, break_on_hyphens=False)
 
 
 def _fit(text: str, width: int) -> str:
