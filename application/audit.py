@@ -27,7 +27,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from application.catalog import REGISTERED_TOPIC, CatalogEntry, JobCatalog
 from application.service import BatchSizeOptimizer
-from application.summary import SummaryFold, fleet_summary, job_summary
+from application.summary import fleet_summary, job_summary
 from application.trial_views import TrialFold
 from domain.bounds import STOPPED_IN_A_ROW_WARNING
 from domain.job import Job
@@ -37,7 +37,7 @@ Progress = Callable[[int, int], None]
 _REPLAY_PAGE = 1000
 _CACHED_STATES = 256  # a state view is small
 _CACHED_FOLDS = 32  # a trial fold holds every trial of its job with its epochs: fewer of them
-_CACHED_SUMMARIES = 4096  # a summary fold holds a few numbers per batch size and one per trial
+_CACHED_SUMMARIES = 4096  # a summary is a few numbers
 
 
 class AuditNotFoundError(LookupError):
@@ -167,52 +167,50 @@ def trial_row(view: dict[str, Any], why: bool = False) -> dict[str, Any]:
     return primitives(row)
 
 
+# Job UUID -> (stream version, view), oldest read first.
+_Views = OrderedDict[UUID, tuple[int, dict[str, Any]]]
+
+
 class ViewCache:
     """Per-job views kept by stream version, for the most recently read jobs (LRU, bounded).
 
     A view is only ever served for the version it was built at, so the cache needs no
-    invalidation: a job that changed is simply rebuilt (trials and summaries incrementally).
+    invalidation: a job that changed is simply rebuilt (its trials incrementally).
     """
 
     def __init__(self, max_states: int = _CACHED_STATES, max_folds: int = _CACHED_FOLDS) -> None:
         self._max_states, self._max_folds = max_states, max_folds
         self._lock = threading.Lock()
         self._states: OrderedDict[UUID, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._summaries: OrderedDict[UUID, tuple[int, dict[str, Any]]] = OrderedDict()
         self._folds: OrderedDict[UUID, tuple[threading.Lock, TrialFold]] = OrderedDict()
-        self._summaries: OrderedDict[UUID, tuple[threading.Lock, SummaryFold, dict[str, Any] | None]] = OrderedDict()
-
-    def summary(self, job_uuid: UUID) -> tuple[threading.Lock, SummaryFold, dict[str, Any] | None]:
-        """The job's summary fold, the lock to hold while using it, and the summary last built
-        from it (None: none yet)."""
-        with self._lock:
-            entry = self._summaries.get(job_uuid)
-            if entry is None:
-                entry = self._summaries[job_uuid] = (threading.Lock(), SummaryFold(), None)
-            self._summaries.move_to_end(job_uuid)
-            while len(self._summaries) > _CACHED_SUMMARIES:
-                self._summaries.popitem(last=False)
-            return entry
-
-    def keep_summary(self, job_uuid: UUID, fold: SummaryFold, summary: dict[str, Any]) -> None:
-        with self._lock:
-            entry = self._summaries.get(job_uuid)
-            if entry is not None and entry[1] is fold:
-                self._summaries[job_uuid] = (entry[0], fold, summary)
 
     def state(self, job_uuid: UUID, version: int) -> dict[str, Any] | None:
-        with self._lock:
-            cached = self._states.get(job_uuid)
-            if cached is None or cached[0] != version:
-                return None
-            self._states.move_to_end(job_uuid)
-            return cached[1]
+        return self._cached(self._states, job_uuid, version)
 
     def keep_state(self, job_uuid: UUID, version: int, view: dict[str, Any]) -> None:
+        self._keep(self._states, job_uuid, version, view, self._max_states)
+
+    def summary(self, job_uuid: UUID, version: int) -> dict[str, Any] | None:
+        return self._cached(self._summaries, job_uuid, version)
+
+    def keep_summary(self, job_uuid: UUID, version: int, view: dict[str, Any]) -> None:
+        self._keep(self._summaries, job_uuid, version, view, _CACHED_SUMMARIES)
+
+    def _cached(self, views: _Views, job_uuid: UUID, version: int) -> dict[str, Any] | None:
         with self._lock:
-            self._states[job_uuid] = (version, view)
-            self._states.move_to_end(job_uuid)
-            while len(self._states) > self._max_states:
-                self._states.popitem(last=False)
+            cached = views.get(job_uuid)
+            if cached is None or cached[0] != version:
+                return None
+            views.move_to_end(job_uuid)
+            return cached[1]
+
+    def _keep(self, views: _Views, job_uuid: UUID, version: int, view: dict[str, Any], most: int) -> None:
+        with self._lock:
+            views[job_uuid] = (version, view)
+            views.move_to_end(job_uuid)
+            while len(views) > most:
+                views.popitem(last=False)
 
     def fold(self, job_uuid: UUID) -> tuple[threading.Lock, TrialFold]:
         """The job's trial fold and the lock to hold while bringing it up to date or reading it."""
@@ -370,18 +368,14 @@ class JobAudit:
 
     def job_summary(self, job_uuid: UUID) -> dict[str, Any]:
         state = self.current_state(job_uuid)
-        lock, fold, built = self.cache.summary(job_uuid)
-        with lock:
-            if built is not None and built["version"] == state["version"]:
-                return built
-            if fold.version < state["version"]:
-                fold.apply(self._events_after(job_uuid, fold.version, state["version"]))
-            if fold.version != state["version"]:  # the state read is older than the fold: build afresh
-                fold = SummaryFold()
-                fold.apply(self._events_after(job_uuid, 0, state["version"]))
-            summary = primitives(job_summary(state, fold))
-            self.cache.keep_summary(job_uuid, fold, summary)
-            return summary
+        summary = self.cache.summary(job_uuid, state["version"])
+        if summary is None:
+            def summarise(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
+                return primitives(job_summary(state, trials))
+
+            summary = self._read_trials(str(job_uuid), state["version"], None, summarise)
+            self.cache.keep_summary(job_uuid, state["version"], summary)
+        return summary
 
     def fleet_summary(self, prefixes: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Savings summed over every live job (whose id starts with one of ``prefixes``, if

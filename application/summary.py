@@ -2,21 +2,16 @@
 settled on it, and what the optimizer saved (or spent exploring) against running every
 recurrence at the default batch size. Also the same, summed over the fleet.
 
-``SummaryFold`` folds a job's events into per-batch-size totals, incrementally (like the
-audit's trial fold, but a few numbers per size and one per trial), so that a summary of a
-long job, or of every job, costs little once its events have been read. The recommendation
-itself is the policy's (``Policy.describe``); how each figure is estimated is stated in
-the README ("Summary: which batch size, what it saved").
+A summary is computed from the job's trial views (application/trial_views.py: kept as a read
+model, so a long job's summary reads fast after a restart too) and its state view; the
+recommendation itself is the policy's (``Policy.describe``). How each figure is estimated is
+stated in the README ("Summary: which batch size, has it settled, what it saved").
 """
 
-from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from eventsourcing.domain import DomainEventProtocol
-
-from domain.enums import Stage
-from domain.job import Job
+from domain.enums import Stage, TrialStatus
 
 # Settled: in the bandit stage, with the last SETTLED_AFTER trials all at the recommended size.
 SETTLED_AFTER = 10
@@ -30,60 +25,44 @@ class _Totals:
     time: float = 0.0
     cost: float = 0.0
 
-    def add(self, measured: dict[str, float]) -> None:
+    def add(self, trial: Mapping[str, Any]) -> None:
+        """A trial's consumption as last reported (nothing, for one that never reported)."""
         self.trials += 1
         for name in MEASURES:
-            setattr(self, name, getattr(self, name) + measured[name])
+            setattr(self, name, getattr(self, name) + (trial[name] or 0.0))
 
     def mean(self) -> dict[str, float]:
         return {name: getattr(self, name) / self.trials for name in MEASURES}
 
 
 @dataclass
-class SummaryFold:
-    """What a job's trials consumed, by batch size, as its events tell it."""
+class _Consumption:
+    """What a job's trials consumed, by batch size: every trial (running ones so far), and
+    the converged ones."""
 
-    version: int = 0
-    trial_sizes: array = field(default_factory=lambda: array("q"))  # by trial number - 1
-    consumed: dict[int, _Totals] = field(default_factory=dict)  # every finished trial, by size
-    converged: dict[int, _Totals] = field(default_factory=dict)  # converged trials, by size
-    open_trials: dict[int, dict[str, float]] = field(default_factory=dict)  # last measured so far
+    trial_sizes: list[int] = field(default_factory=list)  # in trial order
+    consumed: dict[int, _Totals] = field(default_factory=dict)
+    converged: dict[int, _Totals] = field(default_factory=dict)
 
-    def apply(self, events: Iterable[DomainEventProtocol[Any]]) -> None:
-        for event in events:
-            self._apply(event)
-            self.version = event.originator_version
-
-    def _apply(self, event: DomainEventProtocol[Any]) -> None:
-        if isinstance(event, Job.TrialDispatched):
-            self.trial_sizes.append(event.batch_size)
-            self.open_trials[event.number] = {"energy": 0.0, "time": 0.0, "cost": 0.0}
-        elif isinstance(event, Job.TrialProgressReported):
-            self.open_trials[event.number] = _measured(event)
-        elif isinstance(event, Job.TrialReported):
-            self.open_trials.pop(event.number, None)
-            self.consumed.setdefault(event.batch_size, _Totals()).add(_measured(event))
-            if event.converged:
-                self.converged.setdefault(event.batch_size, _Totals()).add(_measured(event))
-        elif isinstance(event, (Job.TrialEnded, Job.TrialExpired)):
-            measured = self.open_trials.pop(event.number)
-            self.consumed.setdefault(self.trial_sizes[event.number - 1], _Totals()).add(measured)
+    @classmethod
+    def of(cls, trials: Mapping[int, Mapping[str, Any]]) -> "_Consumption":
+        consumption = cls()
+        for number in sorted(trials):
+            trial = trials[number]
+            size = trial["batch_size"]
+            consumption.trial_sizes.append(size)
+            consumption.consumed.setdefault(size, _Totals()).add(trial)
+            if trial["status"] == TrialStatus.SUCCEEDED and trial["converged"]:
+                consumption.converged.setdefault(size, _Totals()).add(trial)
+        return consumption
 
     def actual(self) -> dict[str, float]:
-        """What every trial so far consumed, the ones still running included."""
-        totals = {name: 0.0 for name in MEASURES}
-        for measured in [*(vars(t) for t in self.consumed.values()), *self.open_trials.values()]:
-            for name in MEASURES:
-                totals[name] += measured[name]
-        return totals
+        return {name: sum(getattr(totals, name) for totals in self.consumed.values()) for name in MEASURES}
 
 
-def _measured(event: Any) -> dict[str, float]:
-    return {"energy": event.energy, "time": event.time, "cost": event.cost}
-
-
-def job_summary(state: dict[str, Any], fold: SummaryFold) -> dict[str, Any]:
-    """The summary of a job from its state view and its summary fold (same version)."""
+def job_summary(state: dict[str, Any], trials: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """The summary of a job from its state view and its trial views (of the same version)."""
+    fold = _Consumption.of(trials)
     recommendation = state["recommendation"]
     size = recommendation["batch_size"]
     return {
@@ -102,7 +81,7 @@ def job_summary(state: dict[str, Any], fold: SummaryFold) -> dict[str, Any]:
     }
 
 
-def _settled(stage: str, size: int, trial_sizes: array) -> dict[str, Any]:
+def _settled(stage: str, size: int, trial_sizes: list[int]) -> dict[str, Any]:
     run = 0  # trials at the recommended size, counted back from the latest
     for trial_size in reversed(trial_sizes):
         if trial_size != size:
@@ -112,7 +91,7 @@ def _settled(stage: str, size: int, trial_sizes: array) -> dict[str, Any]:
     return {"settled": settled, "settled_since_trial": len(trial_sizes) - run + 1 if settled else None}
 
 
-def _savings(default_size: int, recommended: int, fold: SummaryFold) -> dict[str, Any]:
+def _savings(default_size: int, recommended: int, fold: _Consumption) -> dict[str, Any]:
     actual = fold.actual()
     recurrences = sum(totals.trials for totals in fold.converged.values())
     default_runs = fold.converged.get(default_size)
@@ -137,15 +116,13 @@ def _savings(default_size: int, recommended: int, fold: SummaryFold) -> dict[str
     return savings
 
 
-def _exploration_cost(fold: SummaryFold, recommended: int, runs: _Totals | None, name: str) -> float | None:
+def _exploration_cost(fold: _Consumption, recommended: int, runs: _Totals | None, name: str) -> float | None:
     """What the trials not on the recommended size consumed above as many of its converged runs."""
     if runs is None:
         return None
     elsewhere = [totals for size, totals in fold.consumed.items() if size != recommended]
-    still_running = [fold.open_trials[number] for number in fold.open_trials if fold.trial_sizes[number - 1] != recommended]
-    spent = sum(getattr(totals, name) for totals in elsewhere) + sum(measured[name] for measured in still_running)
-    count = sum(totals.trials for totals in elsewhere) + len(still_running)
-    return spent - count * runs.mean()[name]
+    spent = sum(getattr(totals, name) for totals in elsewhere)
+    return spent - sum(totals.trials for totals in elsewhere) * runs.mean()[name]
 
 
 def fleet_summary(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
