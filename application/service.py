@@ -287,23 +287,24 @@ class BatchSizeOptimizer(Application):
         assert self.trial_views is not None
         fold_into_store(self.trial_views, events, session)
 
-    def follow_trial_views(self, limit: int = 1000) -> None:
+    def follow_trial_views(self, limit: int = 1000) -> int:
         """Where readers follow the log to keep the trial views (PostgreSQL): fold the next
         ``limit`` job events into them and record how far, in one transaction (so another
-        process's follower waits its turn and never folds an event twice)."""
+        process's follower waits its turn and never folds an event twice); returns how many."""
         store = self.trial_views
         if store is None or not store.follows_the_log:
-            return
+            return 0
         with store.transaction() as session:
             position = store.position(session)
             if position is None:  # a database made before the read model: readers fold events
-                return
+                return 0
             notifications = self.recorder.select_notifications(
                 position, limit, topics=JOB_EVENT_TOPICS, inclusive_of_start=False
             )
             if notifications:
                 fold_into_store(store, [self.mapper.to_domain_event(n) for n in notifications], session)
                 store.advance(session, notifications[-1].id)
+            return len(notifications)
 
     def rebuild_trial_views(self, job_uuids: Iterable[UUID], progress: Callable[[int, int], None] | None = None) -> int:
         """Fold every given job's events afresh into the trial views; returns how many jobs."""

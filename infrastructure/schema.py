@@ -110,6 +110,19 @@ def probe_store(application: Application, integrity: bool = True) -> None:
             raise sqlite3.DatabaseError(f"the database file is damaged ({verdict})")
 
 
+def probe_writes(application: Application) -> None:
+    """Try a write as a command would make one, keeping nothing that matters: raises what the
+    store raises when a write cannot succeed now (SQLite: a committed one-row write to a table
+    of its own, file identity checked; PostgreSQL: an event inserted and rolled back). Stores
+    without a probe (memory) pass."""
+    recorder = application.recorder
+    for target in (recorder, getattr(recorder, "datastore", None)):
+        probe = getattr(target, "probe_write", None)
+        if probe is not None:
+            probe()
+            return
+
+
 def _check_location(settings: Settings, must_exist: bool) -> None:
     """Say plainly what is wrong with a SQLite path, or why PostgreSQL cannot be reached,
     before a connection pool says it obscurely (or only after its timeout)."""

@@ -1,6 +1,7 @@
 """Service settings from the environment (``BSO_*``), overridable by CLI flags."""
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +41,14 @@ class Settings:
     max_reanalyses: int = 1
     body_timeout_seconds: float = 30.0
     tokens_file: str | None = None  # scoped tokens (infrastructure/tokens.py)
+    # Faults and limits (README "Faults and limits").
+    store_wait_seconds: float = 2.0  # PostgreSQL connect and pool checkout; one operation's retries
+    statement_timeout_seconds: float = 10.0  # PostgreSQL statement_timeout
+    graceful_timeout_seconds: float = 30.0  # in-flight requests' time to finish at shutdown
+    header_timeout_seconds: float = 10.0  # a request's head must arrive within this
+    max_header_bytes: int = 32768  # request line and headers together
+    max_headers: int = 100
+    max_connections: int = 1000  # per worker process; more are answered 503 and closed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -66,6 +75,19 @@ class Settings:
             max_reanalyses=_at_least_one(environ, "BSO_MAX_REANALYSES", defaults.max_reanalyses),
             body_timeout_seconds=_number(environ, "BSO_BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds, float),
             tokens_file=environ.get("BSO_TOKENS_FILE") or None,
+            store_wait_seconds=_positive_number(environ, "BSO_STORE_WAIT_SECONDS", defaults.store_wait_seconds),
+            statement_timeout_seconds=_positive_number(
+                environ, "BSO_STATEMENT_TIMEOUT_SECONDS", defaults.statement_timeout_seconds
+            ),
+            graceful_timeout_seconds=_positive_number(
+                environ, "BSO_GRACEFUL_TIMEOUT", defaults.graceful_timeout_seconds
+            ),
+            header_timeout_seconds=_positive_number(
+                environ, "BSO_HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds
+            ),
+            max_header_bytes=_at_least_one(environ, "BSO_MAX_HEADER_BYTES", defaults.max_header_bytes),
+            max_headers=_at_least_one(environ, "BSO_MAX_HEADERS", defaults.max_headers),
+            max_connections=_at_least_one(environ, "BSO_MAX_CONNECTIONS", defaults.max_connections),
         )
 
     def override(self, **changes: Any) -> "Settings":
@@ -114,6 +136,8 @@ class Settings:
             pool_size=self.pool_size,
             pool_max_overflow=self.pool_max_overflow,
             read_only=read_only,
+            store_wait_seconds=self.store_wait_seconds,
+            statement_timeout_seconds=self.statement_timeout_seconds,
         )
 
 
@@ -179,6 +203,13 @@ def _at_least_one(environ: Mapping[str, str], key: str, default: int) -> int:
     return value
 
 
+def _positive_number(environ: Mapping[str, str], key: str, default: float) -> float:
+    value = _number(environ, key, default, float)
+    if not value > 0:  # also refuses nan
+        raise SettingsError(f"{key} must be a positive number of seconds, got {value}")
+    return value
+
+
 def _number(environ: Mapping[str, str], key: str, default: Any, kind: type) -> Any:
     raw = environ.get(key)
     if raw is None or raw == "":
@@ -210,6 +241,8 @@ def persistence_env(
     pool_size: int = 5,
     pool_max_overflow: int = 10,
     read_only: bool = False,
+    store_wait_seconds: float = 2.0,
+    statement_timeout_seconds: float = 10.0,
 ) -> dict[str, str]:
     """Map ``memory://``, ``sqlite:///path`` or ``postgresql://...`` to eventsourcing settings."""
     url = urlsplit(database_url)
@@ -236,7 +269,7 @@ def persistence_env(
         if not url.hostname or not url.path.strip("/"):
             raise SettingsError(f"{database_url!r} must name a host and a database")
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "infrastructure.postgres_store:BoundedPostgresFactory",
             "APPLICATION_RECORDER_TOPIC": "infrastructure.trial_view_store:ViewedPostgresRecorder",
             "POSTGRES_DBNAME": unquote(url.path.strip("/")),
             "POSTGRES_HOST": url.hostname,
@@ -245,7 +278,11 @@ def persistence_env(
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": str(pool_size),
             "POSTGRES_MAX_OVERFLOW": str(pool_max_overflow),
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # Every wait on PostgreSQL is bounded (README "Faults and limits"): connecting and
+            # taking a pooled connection (seconds), and each statement (milliseconds).
+            "POSTGRES_CONNECT_TIMEOUT": str(max(1, math.ceil(store_wait_seconds))),
+            "POSTGRES_STORE_WAIT_SECONDS": f"{store_wait_seconds:g}",
+            "POSTGRES_STATEMENT_TIMEOUT_MS": str(max(1, round(statement_timeout_seconds * 1000))),
             "CREATE_TABLE": "y" if create_schema else "n",
         }
     raise SettingsError(

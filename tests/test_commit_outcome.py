@@ -91,3 +91,27 @@ def test_an_unreadable_store_after_a_failed_commit_says_the_outcome_is_unknown(a
     once(app, store_gone)
     with pytest.raises(OutcomeUnknownError, match="Idempotency-Key"):
         app.predict(JOB)
+
+
+def test_an_unknown_outcome_is_answered_503_with_retry_after_and_a_closed_connection() -> None:
+    from starlette.testclient import TestClient
+
+    from api.http.app import create_app
+    from infrastructure.settings import Settings
+    from tests.helpers import CLIENT_SPEC
+
+    optimizer = BatchSizeOptimizer(env=persistence_env("memory://"))
+    with TestClient(create_app(Settings(database_url="memory://"), optimizer=optimizer)) as client:
+        assert client.post("/jobs", json={**CLIENT_SPEC, "job_id": "api-outcome"}).status_code == 201
+
+        def store_gone(insert: Callable[[], Any], events: Any) -> Any:
+            def unreadable(*args: Any, **kwargs: Any) -> Any:
+                raise OperationalError("connection refused")
+
+            optimizer.recorder.select_events = unreadable  # type: ignore[method-assign]
+            raise OperationalError("server closed the connection unexpectedly")
+
+        once(optimizer, store_gone)
+        answer = client.get("/jobs/batch_size", params={"job_id": "api-outcome"})
+    assert answer.status_code == 503 and "Idempotency-Key" in answer.json()["message"]
+    assert answer.headers["retry-after"] == "5" and answer.headers["connection"] == "close"

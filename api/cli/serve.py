@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import copy
 import logging
 import logging.config
 import os
@@ -10,11 +11,17 @@ import signal
 import socket
 import tempfile
 from types import FrameType
-from typing import Iterator
+from typing import Any, Iterator
 
 
 from api.cli.shared import add_database_flag, settings_from
 from application.service import BatchSizeOptimizer
+from infrastructure.lifecycle import (
+    BACKSTOP_VARIABLE,
+    SHUTDOWN_MARGIN_SECONDS,
+    SUPERVISOR_PID_VARIABLE,
+    raise_open_file_limit,
+)
 from infrastructure.schema import check_schema, create_schema, redacted
 from infrastructure.settings import Settings, SettingsError
 
@@ -23,6 +30,11 @@ from infrastructure.settings import Settings, SettingsError
 # shorter than a worker's imports take on a busy machine; the worker was then killed
 # and restarted over and over, and the server never became ready.
 WORKER_STARTUP_SECONDS = 30
+
+# uvicorn's httptools protocol with limits on heads and connections (README "Faults and limits").
+HTTP_PROTOCOL = "infrastructure.http_protocol:LimitedHttpToolsProtocol"
+# Descriptors a worker needs besides its clients' connections: store, pool, logs, metrics.
+SPARE_FILE_DESCRIPTORS = 100
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -62,6 +74,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="serve a non-loopback address without BSO_AUTH_TOKEN (for clients that cannot send a "
         "token, such as Zeus's; env BSO_ALLOW_UNAUTHENTICATED=y)",
     )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=_positive_seconds,
+        help="at shutdown (SIGTERM, SIGINT), let in-flight requests finish for this long, then cancel "
+        "them; the process exits within about 5 s more whatever else is slow (default 30, env BSO_GRACEFUL_TIMEOUT)",
+    )
     add_database_flag(parser)
     parser.set_defaults(handler=serve)
 
@@ -74,6 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         pool_size=args.pool_size,
         pool_max_overflow=args.pool_max_overflow,
         allow_unauthenticated=args.allow_unauthenticated,
+        graceful_timeout_seconds=args.graceful_timeout,
     )
     settings.check_exposure()
     if args.workers > 1 and settings.database_url.startswith("memory:"):
@@ -90,8 +109,16 @@ def serve(args: argparse.Namespace) -> int:
         BSO_CREATE_SCHEMA="n",
         BSO_POOL_SIZE=str(settings.pool_size),
         BSO_POOL_MAX_OVERFLOW=str(settings.pool_max_overflow),
+        BSO_GRACEFUL_TIMEOUT=str(settings.graceful_timeout_seconds),
+        # Only processes started here end themselves when shutdown outlasts its bound.
+        **{BACKSTOP_VARIABLE: str(SHUTDOWN_MARGIN_SECONDS)},
     )
+    # Workers watch this process, and leave when it dies (even by SIGKILL) rather than serve on.
+    os.environ.pop(SUPERVISOR_PID_VARIABLE, None)
+    if args.workers > 1:
+        os.environ[SUPERVISOR_PID_VARIABLE] = str(os.getpid())
     logger = _uvicorn_style_logger(settings.log_level)
+    _fit_connections_to_descriptors(settings, logger)
     logger.info("Event store: %s", redacted(settings.database_url))
     logger.info("Serving %s with %d worker process(es)", _address(settings.host, settings.port), args.workers)
     with _metrics_directory(args.workers):
@@ -102,7 +129,10 @@ def serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=args.workers,
             log_level=settings.log_level,
+            log_config=_log_config(),
             timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+            http=HTTP_PROTOCOL,
+            timeout_graceful_shutdown=settings.graceful_timeout_seconds,  # type: ignore[arg-type]
         )
     return 0
 
@@ -148,6 +178,30 @@ def _uvicorn_style_logger(level: str) -> logging.Logger:
     return logger
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with bso's own loggers (store failures, readiness, lifecycle) on its
+    handler and format in every process, workers included."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["bso"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def _fit_connections_to_descriptors(settings: Settings, logger: logging.Logger) -> None:
+    """Raise the open-file limit (inherited by workers) to fit BSO_MAX_CONNECTIONS; if the hard
+    limit is lower, lower the connection limit so that a flood gets 503s, not a dead accept loop."""
+    available = raise_open_file_limit(settings.max_connections + SPARE_FILE_DESCRIPTORS)
+    fitting = max(1, available - SPARE_FILE_DESCRIPTORS)
+    if fitting < settings.max_connections:
+        logger.warning(
+            "Open-file limit %d leaves room for %d connections per worker, not BSO_MAX_CONNECTIONS=%d: "
+            "using %d (raise `ulimit -n` to allow more)",
+            available, fitting, settings.max_connections, fitting,
+        )
+    os.environ["BSO_MAX_CONNECTIONS"] = str(min(fitting, settings.max_connections))
+
+
 def _address(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -176,6 +230,16 @@ def prepare_event_store(settings: Settings) -> None:
         create_schema(BatchSizeOptimizer, settings)
     else:
         check_schema(BatchSizeOptimizer, settings, integrity=True)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
