@@ -13,7 +13,12 @@ Debian's Chromium (via Playwright) opens the pages. Figures, medians of the load
 - the reads behind it, timed from Python: state, trials with their why (and its size);
 - job list: first page, next page and a page near the end, each from navigation start
   until the table is drawn, with the bytes of the ``/v1/jobs`` answer behind it,
-  which stay the same whatever the page (the catalog cursor reads one page).
+  which stay the same whatever the page (the catalog cursor reads one page);
+- cold: the job page and a time travel to a version not read before, as the first reads of
+  a freshly started server, with the trial views' read model and with it emptied (as a
+  store written before it existed reads), and the first page of trials through the API.
+
+    python -m bench.dashboard --database postgres --jobs 2000 --trials 10000
 """
 
 import argparse
@@ -71,6 +76,8 @@ def build_history(database_url: str, trials: int, jobs: int) -> None:
             app.report(JOB_SPEC["job_id"], report)
         for number in range(jobs):
             app.register_job({**JOB_SPEC, "job_id": f"list-{number:05d}", "job_id_prefix": "list"})
+        while app.follow_trial_views(limit=5000):  # PostgreSQL: as readers would have, over time
+            pass
     finally:
         app.close()
 
@@ -144,31 +151,78 @@ def job_list(page: Any, url: str, jobs: int, loads: int) -> dict[str, Any]:
     return figures
 
 
+def cold_starts(chromium: Any, database_url: str, starts: int) -> dict[str, Any]:
+    """The big job's page, and a time travel to a version not read before, each the first of a
+    freshly started server (nothing cached in it): with the trial views' read model, and with
+    it emptied, as a store written before it existed reads."""
+    figures: dict[str, Any] = {}
+    for label in ("with_read_model", "without_read_model"):
+        if label == "without_read_model":
+            app = BatchSizeOptimizer(env=persistence_env(database_url))
+            assert app.trial_views is not None
+            with app.trial_views.transaction() as session:
+                app.trial_views.clear(session)
+            app.close()
+        pages, travels, trials_api = [], [], []
+        for start in range(starts):
+            with running_server(database_url) as server:
+                page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                problems = browser.PageProblems().watch(page)
+                latest = httpx.get(f"{server.url}/v1/jobs/{JOB_SPEC['job_id']}", timeout=60).json()["version"]
+                page.goto(f"{server.url}/ui/jobs/{JOB_SPEC['job_id']}")
+                page.wait_for_selector(f"#view[data-rendered='version-{latest}']", timeout=300_000)
+                drawn = page.evaluate("performance.getEntriesByName('bso-job-drawn')[0]")
+                pages.append(drawn["startTime"] + drawn["duration"])
+                version = latest // 3 + 17 * start  # a version no read of this server has seen
+                page.fill("#tt-version", str(version))
+                page.click("#tt-go")
+                page.wait_for_selector(f"#view[data-rendered='version-{version}']", timeout=300_000)
+                travels.append(page.evaluate("performance.getEntriesByName('bso-job-drawn')[1].duration"))
+                problems.assert_none()
+                page.context.close()
+            with running_server(database_url) as server, httpx.Client(base_url=server.url, timeout=300) as http:
+                trials_api.append(timed_get(http, f"/v1/jobs/{JOB_SPEC['job_id']}/trials", why="true", limit=50)[0])
+        figures[label] = {
+            "page_ms": median_ms(pages),
+            "page_ms_all": [round(ms) for ms in pages],
+            "time_travel_ms": median_ms(travels),
+            "time_travel_ms_all": [round(ms) for ms in travels],
+            "first_trials_page_api_ms": median_ms(trials_api),
+        }
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10_000, help="trials of the big job (default 10,000)")
     parser.add_argument("--jobs", type=int, default=20_000, help="further jobs in the list (default 20,000)")
     parser.add_argument("--loads", type=int, default=5, help="page loads per figure (default 5)")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite", help="the event store (default sqlite)")
+    parser.add_argument("--cold-starts", type=int, default=3, help="fresh server starts per cold figure (default 3)")
     args = parser.parse_args()
     problem = browser.why_unavailable()
     if problem:
         raise SystemExit(f"bench.dashboard: {problem}")
-    with event_store("sqlite") as database_url:
+    with event_store(args.database) as database_url:
         started = time.perf_counter()
         build_history(database_url, args.trials, args.jobs)
         built = time.perf_counter() - started
-        with running_server(database_url) as server, browser.chromium() as chromium:
-            page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            problems = browser.PageProblems().watch(page)
-            figures = {
-                "job_page": job_page(page, server.url, args.loads),
-                "reads": reads(server.url, args.loads),
-                "job_list": job_list(page, server.url, args.jobs, args.loads),
-            }
-            problems.assert_none()
+        with browser.chromium() as chromium:
+            with running_server(database_url) as server:
+                page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                problems = browser.PageProblems().watch(page)
+                figures = {
+                    "warm_job_page": job_page(page, server.url, args.loads),
+                    "warm_reads": reads(server.url, args.loads),
+                    "job_list": job_list(page, server.url, args.jobs, args.loads),
+                }
+                problems.assert_none()
+                page.context.close()
+            figures["cold"] = cold_starts(chromium, database_url, args.cold_starts)
     print_json(
         {
             "benchmark": "dashboard",
+            "database": args.database,
             "trials": args.trials,
             "jobs": args.jobs + 1,
             "loads": args.loads,

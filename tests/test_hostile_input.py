@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 from api.cli import main
 from api.http.app import create_app
 from application.service import BatchSizeOptimizer
+from domain.job import Job
 from infrastructure.settings import Settings, persistence_env
 from tests.helpers import CLIENT_SPEC
 from tests.servers import running_server
@@ -151,6 +152,12 @@ def poison_stored_floats(database_url: str, replacement: float) -> None:
         connection.executemany(
             f"UPDATE {table} SET state = ? WHERE originator_id = ? AND originator_version = ?", rows
         )
+    # The trial views kept beside the events were folded from them as they were: fold again.
+    app = BatchSizeOptimizer(env=persistence_env(database_url))
+    try:
+        app.rebuild_trial_views({record.originator_id for record in records if record.topic == Job.Registered.TOPIC})
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("replacement", [math.inf, 1e308, -math.inf, math.nan])

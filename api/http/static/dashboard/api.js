@@ -3,6 +3,20 @@
 
 const TOKEN_KEY = "bso-token";
 let tokenWanted = null; // one pending form for every request that got a 401
+// The server's clock minus this browser's, from the answers' Date header (whole seconds, so
+// only an offset of over 2 s is believed): the ages of trials in flight are told by it.
+let clockOffset = 0;
+
+export function serverNow() {
+  return Date.now() + clockOffset;
+}
+
+function noteServerClock(response) {
+  const date = Date.parse(response.headers.get("Date") || "");
+  if (Number.isNaN(date)) return;
+  const offset = date - Date.now();
+  clockOffset = Math.abs(offset) > 2000 ? offset : 0;
+}
 
 export function storedToken() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -48,6 +62,7 @@ async function request(path, init = {}) {
     const headers = { ...(init.headers || {}) };
     if (token) headers.Authorization = `Bearer ${token}`;
     const response = await fetch(path, { ...init, headers });
+    noteServerClock(response);
     if (response.status !== 401) return response;
     forgetToken();
     await askForToken(token ? "That token was refused: enter the server's token." : "This server needs a bearer token to show its data.");

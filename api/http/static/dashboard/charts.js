@@ -1,5 +1,6 @@
 // Chart.js configurations of the job page. Every chart has titled axes with units
-// and a legend; data are {x, y} points (parsing off), so 10,000 trials draw fast.
+// and a legend; data are {x, y} points (parsing off), so 10,000 trials draw fast, and no
+// series draws more than MAX_POINTS points (see thin): lines are drawn over the points.
 
 import { KINDS, OUTCOMES, armCost, joules, outcomeOf, shapeOf } from "./format.js";
 import { runningMinCost, runningZeusReference, steps } from "./history.js";
@@ -9,10 +10,66 @@ Chart.defaults.animation = false;
 Chart.defaults.font.family = "system-ui, sans-serif";
 Chart.defaults.plugins.legend.position = "bottom";
 Chart.defaults.plugins.legend.labels.usePointStyle = true;
+Chart.defaults.plugins.legend.labels.boxWidth = 10;
+Chart.defaults.plugins.legend.labels.boxHeight = 8;
+Chart.defaults.plugins.legend.labels.padding = 8;
 Chart.defaults.maintainAspectRatio = false;
 
 const ROUND_COLOURS = ["#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2"];
 const SHAPE_INK = "#374151";
+// Datasets drawn with a lower order go on top: the lines of a chart over its points.
+const ON_TOP = -1;
+
+// The most points a series draws. A longer one (on a job of thousands of trials, the
+// converged bandit runs) is cut into runs of consecutive trials, and of each run keeps its
+// lowest and highest point, so the spread and every outlier of the cost stay; with
+// ``distinct`` (batch sizes, a few values) one point per value and run instead. Shorter
+// series (the rarer outcomes: stopped, not converged, ended, expired, in flight) are drawn whole.
+export const MAX_POINTS = 2000;
+
+export function thin(points, distinct = false) {
+  if (points.length <= MAX_POINTS) return { points, run: 1 };
+  const values = distinct ? new Set(points.map((point) => point.y)).size : 2;
+  const size = Math.ceil(points.length / Math.max(1, Math.floor(MAX_POINTS / values)));
+  const kept = [];
+  for (let start = 0; start < points.length; start += size) {
+    const run = points.slice(start, start + size);
+    if (distinct) {
+      const seen = new Set();
+      for (const point of run) {
+        if (seen.has(point.y)) continue;
+        seen.add(point.y);
+        kept.push(point);
+      }
+      continue;
+    }
+    let [low, high] = [run[0], run[0]];
+    for (const point of run) {
+      if (point.y < low.y) low = point;
+      if (point.y > high.y) high = point;
+    }
+    kept.push(...(low === high ? [low] : low.x < high.x ? [low, high] : [high, low]));
+  }
+  return { points: kept, run: size };
+}
+
+// The chart's note (its subtitle) when a series was thinned: how many points stand for how many trials.
+function thinningNote(datasets, distinct) {
+  const thinned = datasets.filter((dataset) => dataset.total > dataset.data.length);
+  if (!thinned.length) return null;
+  const drawn = datasets.reduce((sum, dataset) => sum + dataset.data.length, 0);
+  const total = datasets.reduce((sum, dataset) => sum + dataset.total, 0);
+  const kept = distinct ? "each batch size" : "the lowest and highest cost";
+  const run = Math.max(...thinned.map((dataset) => dataset.run));
+  return [
+    `${total.toLocaleString("en")} trials drawn as ${drawn.toLocaleString("en")} points`,
+    `series over ${MAX_POINTS.toLocaleString("en")} points: ${kept} of each ${run} consecutive trials; rarer outcomes: every trial`,
+  ];
+}
+
+function subtitle(text) {
+  return { display: Boolean(text), text: text || "", color: "#6b7280", font: { size: 11 }, padding: { bottom: 4 } };
+}
 
 function axis(title, extra = {}) {
   return { title: { display: true, text: title }, ...extra };
@@ -50,18 +107,22 @@ function trialTooltip(context) {
 // of every point of a dataset whose style is constant, which draws 10,000 points many
 // times faster than per-point styles. The legend shows one entry per outcome and one per
 // shape (empty datasets); clicking one hides or shows every dataset with that outcome or kind.
-function outcomeDatasets(trials, y) {
+// Each series is thinned to MAX_POINTS (``distinct``: see thin); ``total`` keeps its trial count.
+function outcomeDatasets(trials, y, distinct = false) {
   const radius = trials.length > 2000 ? 2 : 4;
   const points = [];
   for (const outcome of OUTCOMES) {
     for (const kind of KINDS) {
       const mine = trials.filter((trial) => outcomeOf(trial) === outcome.key && trial.kind === kind.key && y(trial) !== null);
       if (!mine.length) continue;
+      const thinned = thin(mine.map((trial) => ({ x: trial.number, y: y(trial), trial })), distinct);
       points.push({
         label: `${outcome.label} · ${kind.label}`,
         outcome: outcome.key,
         kind: kind.key,
-        data: mine.map((trial) => ({ x: trial.number, y: y(trial), trial })),
+        data: thinned.points,
+        total: mine.length,
+        run: thinned.run,
         pointStyle: kind.shape,
         backgroundColor: outcome.colour,
         borderColor: outcome.colour,
@@ -71,14 +132,16 @@ function outcomeDatasets(trials, y) {
       });
     }
   }
-  const colours = OUTCOMES.map((outcome) => ({ label: outcome.label, legendFor: { outcome: outcome.key }, data: [], pointStyle: "circle", backgroundColor: outcome.colour, borderColor: outcome.colour }));
-  const shapes = KINDS.map((kind) => ({ label: `shape: ${kind.label}`, legendFor: { kind: kind.key }, data: [], pointStyle: kind.shape, backgroundColor: "#ffffff", borderColor: SHAPE_INK }));
+  // The legend names the outcomes and kinds this chart has, no more.
+  const present = (key, value) => points.some((dataset) => dataset[key] === value);
+  const colours = OUTCOMES.filter((outcome) => present("outcome", outcome.key)).map((outcome) => ({ label: outcome.label, legendFor: { outcome: outcome.key }, data: [], pointStyle: "circle", backgroundColor: outcome.colour, borderColor: outcome.colour }));
+  const shapes = KINDS.filter((kind) => present("kind", kind.key)).map((kind) => ({ label: `shape: ${kind.label}`, legendFor: { kind: kind.key }, data: [], pointStyle: kind.shape, backgroundColor: "#ffffff", borderColor: SHAPE_INK }));
   return [...points, ...colours, ...shapes];
 }
 
 // Legend options for outcomeDatasets: entries for the colours, shapes and any other line.
 const outcomeLegend = {
-  labels: { filter: (item, data) => !data.datasets[item.datasetIndex].outcome },
+  labels: { filter: (item, data) => !data.datasets[item.datasetIndex].outcome, sort: (a, b) => a.datasetIndex - b.datasetIndex },
   onClick: (event, item, legend) => {
     const chart = legend.chart;
     const entry = chart.data.datasets[item.datasetIndex];
@@ -105,9 +168,10 @@ function pickOnClick(onPick) {
 }
 
 export function batchSizeChart(canvas, trials, sizes, onPick) {
+  const datasets = outcomeDatasets(trials, (trial) => Math.log2(trial.batch_size), true);
   return new Chart(canvas, {
     type: "scatter",
-    data: { datasets: outcomeDatasets(trials, (trial) => Math.log2(trial.batch_size)) },
+    data: { datasets },
     options: {
       parsing: false,
       normalized: true,
@@ -116,6 +180,7 @@ export function batchSizeChart(canvas, trials, sizes, onPick) {
       plugins: {
         legend: outcomeLegend,
         title: { display: true, text: "Batch size chosen per trial" },
+        subtitle: subtitle(thinningNote(datasets.filter((dataset) => dataset.outcome), true)),
         tooltip: { callbacks: { label: trialTooltip } },
       },
     },
@@ -126,17 +191,17 @@ export function batchSizeChart(canvas, trials, sizes, onPick) {
 // bound where bounds are fixed at dispatch (LSTS: recorded per trial, escalation included),
 // else Zeus's beta x reference after each final report (judged at every report).
 function thresholdLine(trials, stop) {
-  const style = { borderColor: "#dc2626", backgroundColor: "#dc2626", borderDash: [6, 4], showLine: true, stepped: true, pointRadius: 0, borderWidth: 1.5 };
+  const style = { borderColor: "#dc2626", backgroundColor: "#dc2626", borderDash: [6, 4], showLine: true, stepped: true, pointRadius: 0, borderWidth: 2, order: ON_TOP };
   if (stop.atDispatch) {
     const bounded = trials.filter((trial) => trial.cost_bound !== null && trial.cost_bound !== undefined);
     if (!bounded.length) return null;
-    return { ...style, label: "each run's cost bound (set at its dispatch)", data: steps(bounded.map((trial) => ({ x: trial.number, y: trial.cost_bound }))) };
+    return { ...style, label: "each run's cost bound (set at its dispatch)", data: thin(steps(bounded.map((trial) => ({ x: trial.number, y: trial.cost_bound })))).points };
   }
   if (stop.beta === null) return null;
   const escalation = stop.escalation ? ", escalation not drawn" : "";
   const reference = stop.window ? `cheapest of the last ${stop.window} converged` : "min cost";
   const running = runningZeusReference(trials, stop.window);
-  return { ...style, label: `stop threshold (beta ${stop.beta} × ${reference}${escalation})`, data: steps(running.map((point) => ({ x: point.number, y: stop.beta * point.reference }))) };
+  return { ...style, label: `stop threshold (beta ${stop.beta} × ${reference}${escalation})`, data: thin(steps(running.map((point) => ({ x: point.number, y: stop.beta * point.reference })))).points };
 }
 
 // stop: {atDispatch, beta, window, escalation}: how the job's stop rule bounds a run.
@@ -145,31 +210,34 @@ export function costChart(canvas, trials, stop, onPick) {
   const lines = [
     {
       label: "running min cost",
-      data: steps(running.map((point) => ({ x: point.number, y: point.minCost }))),
+      data: thin(steps(running.map((point) => ({ x: point.number, y: point.minCost })))).points,
       borderColor: "#111827",
       backgroundColor: "#111827",
       showLine: true,
       stepped: true,
       pointRadius: 0,
-      borderWidth: 1.5,
+      borderWidth: 2,
+      order: ON_TOP,
     },
   ];
   const threshold = thresholdLine(trials, stop);
   if (threshold) lines.push(threshold);
+  const points = outcomeDatasets(trials, (trial) => trial.cost);
   return new Chart(canvas, {
     type: "scatter",
-    data: { datasets: [...outcomeDatasets(trials, (trial) => trial.cost), ...lines] },
+    data: { datasets: [...points, ...lines] },
     options: {
       parsing: false,
       normalized: true,
       onClick: pickOnClick(onPick),
       scales: {
         x: trialAxis("trial number", lastNumber(trials)),
-        y: axis("energy-time cost (J, last report)", { ticks: { callback: (value) => joules(value) } }),
+        y: axis("cost (J)", { ticks: { callback: (value) => joules(value) } }),
       },
       plugins: {
         legend: outcomeLegend,
-        title: { display: true, text: "Cost per trial, running min cost and stop threshold" },
+        title: { display: true, text: "Cost per trial (at its last report), running min cost, stop threshold" },
+        subtitle: subtitle(thinningNote(points.filter((dataset) => dataset.outcome), false)),
         tooltip: { callbacks: { label: trialTooltip } },
       },
     },

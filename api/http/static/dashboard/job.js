@@ -5,8 +5,12 @@ import { api, ApiError, requestBlob } from "./api.js";
 import { armsChart, batchSizeChart, costChart, lstsWalkChart, pruningChart, telemetryChart, whatIfChart } from "./charts.js";
 import { MEASURES, OUTCOMES, el, joules, outcomeLabel, outcomeOf, percent, seconds, stageText, when } from "./format.js";
 import { trialCounts, whyText, zeusReferenceBefore } from "./history.js";
+import { Sequence, indicator, nowIso, poll, runLatest, since, tickAges } from "./live.js";
 
 const TABLE_PAGE = 50;
+const JOB_POLL_MS = 3000; // the job's version is read this often while the tab is visible
+const IN_FLIGHT_HEARD = 20; // in-flight trials whose last report is read (a request each)
+const IN_FLIGHT_LISTED = 5; // in-flight trials named in the facts
 // The what-if form: every knob of domain/spec.py KNOBS, by the policy it matters to
 // ([name, label, step]; step "bool" is a checkbox, "policy" the policy select).
 const KNOB_GROUPS = [
@@ -98,7 +102,28 @@ function recommendationText(recommendation) {
   return `${recommendation.batch_size}: ${recommendationBasis(recommendation)}`;
 }
 
-function summary(state, trials) {
+// The trials in flight at the version shown, newest first: how long since each was last heard
+// of (its last epoch report, else its dispatch), ticking when the version shown is the latest.
+function inFlightText(state, trials, heard, until) {
+  const running = trials.filter((trial) => trial.status === "Dispatched").reverse();
+  if (!running.length) return "none";
+  const listed = running.slice(0, IN_FLIGHT_LISTED).map((trial) =>
+    el("div", { class: "in-flight", "data-trial": trial.number }, `trial ${trial.number} (batch size ${trial.batch_size}, ${trial.kind}): running, `, lastHeard(trial, heard, until)),
+  );
+  const more = running.length > IN_FLIGHT_LISTED ? el("div", { class: "note" }, `and ${running.length - IN_FLIGHT_LISTED} more (see the table)`) : null;
+  return [listed, more];
+}
+
+// "last heard 12 s ago (epoch 3)": its last epoch report (``heard``: number -> reported_at, read
+// for the newest in-flight trials), else its dispatch when nothing was reported yet.
+// ``brief``: without saying what was last heard when nothing was reported (the table's cell).
+function lastHeard(trial, heard, until, brief = false) {
+  if (heard.has(trial.number)) return [since("last heard", heard.get(trial.number), until), ` (epoch ${trial.epoch})`];
+  if (trial.epochs_reported > 0) return [since("dispatched", trial.dispatched_at, until), `, last report at epoch ${trial.epoch}`];
+  return [since("last heard", trial.dispatched_at, until), brief ? null : " (at its dispatch; no epoch reported yet)"];
+}
+
+function summary(state, trials, heard, until) {
   const spec = state.spec;
   const warning = state.early_stop.warning;
   const rows = facts([
@@ -108,6 +133,7 @@ function summary(state, trials) {
     ["recommended", state.recommendation ? recommendationText(state.recommendation) : "–"],
     ["trials", trialCounts(state.trials)],
     ["outcomes", outcomeBreakdown(trials)],
+    ["in flight", el("div", { id: "in-flight" }, inFlightText(state, trials, heard, until))],
     ["early stop", earlyStopText(state.early_stop)],
     ["min cost", state.min_cost === null ? "none yet" : `${joules(state.min_cost)} at batch size ${state.min_cost_batch_size}`],
     ["knobs", knobsText(spec)],
@@ -169,7 +195,7 @@ function savingsTable(answer) {
   return el(
     "div",
     {},
-    el("table", { id: "savings", class: "grid totals" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, MEASURES.map(row))),
+    el("div", { class: "scroll" }, el("table", { id: "savings", class: "grid totals" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, MEASURES.map(row)))),
     el(
       "p",
       { class: "note" },
@@ -191,7 +217,10 @@ function pager(total, page, onPage, id) {
   );
 }
 
-function trialTable(trials, onPick) {
+// epochs: the run's last reported epoch (a client may report every epoch or only the last, so
+// the number of reports is not the number of epochs run).
+function trialTable(trials, onPick, heard, until) {
+  const outcome = (trial) => (trial.status === "Dispatched" ? [outcomeLabel("in_flight"), el("div", { class: "note" }, lastHeard(trial, heard, until, true))] : outcomeLabel(outcomeOf(trial)));
   const rows = trials.map((trial) =>
     el(
       "tr",
@@ -199,15 +228,16 @@ function trialTable(trials, onPick) {
       el("td", {}, trial.number),
       el("td", {}, trial.batch_size),
       el("td", {}, trial.kind),
-      el("td", {}, outcomeLabel(outcomeOf(trial))),
-      el("td", {}, trial.epochs_reported),
+      el("td", { class: "outcome" }, outcome(trial)),
+      el("td", { class: "epochs" }, trial.epoch ?? "–"),
       el("td", {}, joules(trial.cost)),
       el("td", {}, when(trial.dispatched_at)),
       el("td", { class: "why" }, whyText(trial)),
     ),
   );
   const head = ["#", "batch size", "kind", "outcome", "epochs", "cost", "dispatched", "why this batch size"];
-  return el("table", { id: "trials", class: "grid" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
+  const table = el("table", { id: "trials", class: "grid" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
+  return el("div", { class: "scroll tall" }, table);
 }
 
 // A knob's input, prefilled with the job's value: a checkbox, the policy select, or a number.
@@ -298,12 +328,13 @@ function totalsTable(report) {
   const pricing = (totals) => (totals.eta_knob === undefined ? "–" : `eta ${totals.eta_knob}, max power ${totals.max_power} W`);
   const row = (label, totals) =>
     el("tr", { "data-side": label }, el("th", {}, label), el("td", {}, totals.trials ?? "–"), el("td", {}, joules(totals.energy)), el("td", {}, seconds(totals.time)), el("td", {}, joules(totals.cost)), el("td", {}, pricing(totals)));
-  return el(
+  const table = el(
     "table",
     { id: "whatif-totals", class: "grid totals" },
     el("thead", {}, el("tr", {}, ["", "trials", "energy", "time", "cost", "cost priced with"].map((h) => el("th", {}, h)))),
     el("tbody", {}, row("actual", report.summary.actual), row("counterfactual", report.summary.counterfactual)),
   );
+  return el("div", { class: "scroll" }, table);
 }
 
 function differencesTable(changed, page) {
@@ -312,26 +343,38 @@ function differencesTable(changed, page) {
     el("tr", {}, el("td", {}, trial.number), el("td", {}, side(trial.actual)), el("td", {}, side(trial.counterfactual)), el("td", {}, trial.changed.join(", "))),
   );
   const head = ["#", "actual: batch size · stop · cost", "counterfactual: batch size · stop · cost", "what changed"];
-  return el("table", { id: "whatif-diffs", class: "grid" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
+  const table = el("table", { id: "whatif-diffs", class: "grid" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
+  return el("div", { class: "scroll tall" }, table);
 }
 
-export async function showJob(view, jobId, params) {
+export async function showJob(view, jobId, params, scope) {
   view.replaceChildren(el("p", { class: "loading" }, "Loading…"));
   let latest = await api.state(jobId);
+  let current = await api.summary(jobId);
+  if (!scope.alive) return;
   const charts = {};
   window.bsoCharts = charts;
-  let shown = { state: latest, trials: [] };
+  let shown = { state: latest, trials: [], heard: new Map() };
   let tablePage = 0;
   let picked = null;
+  // Each fetch-and-draw takes a ticket of its sequence; an answer overtaken by a later one
+  // (a quicker time travel, table page, telemetry pick or what-if) is dropped.
+  const travels = new Sequence();
+  const tables = new Sequence();
+  const picks = new Sequence();
+  const whatIfs = new Sequence();
+  let checked = nowIso();
+  let follow = true; // the user looks at the latest version (not time-travelling): live redraws
 
-  let current = await api.summary(jobId);
   const answersBox = el("section", { id: "answers" });
   const summaryBox = el("section", { id: "summary" });
   const slider = el("input", { id: "tt-version-range", type: "range", min: 1, max: latest.version, value: latest.version });
   const versionInput = el("input", { id: "tt-version", type: "number", min: 1, max: latest.version, value: latest.version });
   const atInput = el("input", { id: "tt-at", type: "text", placeholder: "2024-05-01T12:00:00Z" });
   const ttStatus = el("span", { id: "tt-status" });
+  const ttLoading = indicator("tt-loading", "Loading…");
   const ttError = el("span", { class: "error", id: "tt-error" });
+  const liveStatus = el("span", { id: "live-status", class: "live" });
   slider.addEventListener("input", () => (versionInput.value = slider.value));
   slider.addEventListener("change", () => travel({ version: Number(slider.value) }));
   const travelForm = el(
@@ -344,7 +387,9 @@ export async function showJob(view, jobId, params) {
     el("button", { type: "button", id: "tt-go-at", onclick: () => travel({ at: atInput.value.trim() }) }, "Show instant"),
     el("button", { type: "button", id: "tt-latest", onclick: () => travel({ fresh: true }) }, "Latest"),
     ttStatus,
+    ttLoading,
     ttError,
+    el("div", { class: "live-line" }, liveStatus),
   );
   travelForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -364,6 +409,9 @@ export async function showJob(view, jobId, params) {
   const telemetryNote = el("p", { class: "note", id: "telemetry-note" });
   const tableBox = el("div", { id: "trial-table" });
   const whatIfResult = el("div", { id: "whatif-result" });
+  const whatIfLoading = indicator("whatif-loading", "Replaying the history with these knobs…");
+  const whatIfForm = knobForm(latest, runWhatIf);
+  whatIfForm.append(whatIfLoading);
   const csv = el("button", { type: "button", id: "download-csv", onclick: () => download(api.csvUrl(jobId), `${latest.job_id}-trials.csv`) }, "Download trials as CSV");
 
   view.replaceChildren(
@@ -381,20 +429,81 @@ export async function showJob(view, jobId, params) {
       telemetryNote,
     ),
     el("section", {}, el("h2", {}, "Trials and why each got its batch size"), csv, tableBox),
-    el("section", { class: "whatif" }, el("h2", {}, "What if the job had other knobs?"), knobForm(latest, runWhatIf), whatIfResult),
+    el(
+      "section",
+      { class: "whatif" },
+      // Two dozen knobs: folded away until wanted, so the page stays short.
+      el(
+        "details",
+        { id: "whatif-details" },
+        el("summary", {}, el("h2", {}, "What if the job had other knobs?"), el("span", { class: "note" }, " replay its history under other knobs or the other policy (open to set them)")),
+        whatIfForm,
+      ),
+      whatIfResult,
+    ),
   );
+  tickAges(scope, view);
 
+  // A chart redrawn keeps the legend entries the user hid.
   function draw(name, make) {
-    if (charts[name]) charts[name].destroy();
-    charts[name] = make ? make(boxes[name].canvas) : null;
+    const old = charts[name];
+    const hidden = new Set(old ? old.data.datasets.filter((_, index) => !old.isDatasetVisible(index)).map((dataset) => dataset.label) : []);
+    if (old) old.destroy();
+    const chart = (charts[name] = make ? make(boxes[name].canvas) : null);
+    if (!chart || !hidden.size) return;
+    chart.data.datasets.forEach((dataset, index) => hidden.has(dataset.label) && chart.setDatasetVisibility(index, false));
+    chart.update();
+  }
+
+  // Newer answers only: the job's latest state and its current summary never go back.
+  function learn(state, summaryNow) {
+    if (state && state.version > latest.version) latest = state;
+    if (summaryNow && summaryNow.version >= current.version) current = summaryNow;
+  }
+
+  // Which version is shown of which, and whether the page follows the job as it moves.
+  function statuses() {
+    const { state } = shown;
+    slider.max = versionInput.max = latest.version;
+    ttStatus.textContent = `showing version ${state.version} of ${latest.version}, as at ${when(state.updated_at)}`;
+    liveStatus.dataset.following = follow;
+    liveStatus.replaceChildren(
+      follow
+        ? "Live: following the job, redrawn when it moves; checked "
+        : `Live: the job is at version ${latest.version} now; you are time-travelling, so nothing is redrawn (Latest follows it again); checked `,
+      since("", checked),
+    );
+  }
+
+  // The age of in-flight trials, newest first: the reported_at of each one's last report (the
+  // trial row does not carry it, so the newest IN_FLIGHT_HEARD are read, as of the version shown).
+  async function heardOf(state, trials) {
+    const reported = trials.filter((trial) => trial.status === "Dispatched" && trial.epochs_reported > 0).slice(-IN_FLIGHT_HEARD);
+    const details = await Promise.all(reported.map((trial) => api.trial(jobId, trial.number)));
+    const heard = new Map();
+    for (const detail of details) {
+      const epochs = detail.epochs.filter((epoch) => epoch.reported_at <= state.updated_at);
+      if (epochs.length) heard.set(detail.number, epochs[epochs.length - 1].reported_at);
+    }
+    return heard;
+  }
+
+  // Ages tick while the version shown is the latest; at a past version they are fixed, told
+  // before that version's instant.
+  function ageUntil() {
+    return shown.state.version === latest.version ? null : shown.state.updated_at;
   }
 
   // The table shows one page of trials, fetched with their why for the version shown.
   async function drawTable() {
+    const ticket = tables.take();
+    tableBox.classList.add("pending");
     const rows = (await api.trialsWhy(jobId, shown.state.version, { after: tablePage * TABLE_PAGE, limit: TABLE_PAGE })).trials;
+    if (tables.stale(ticket, scope)) return;
+    tableBox.classList.remove("pending");
     tableBox.replaceChildren(
       pager(shown.trials.length, tablePage, (page) => { tablePage = page; drawTable(); }, "trials-pager"),
-      trialTable(rows, pick),
+      trialTable(rows, pick, shown.heard, ageUntil()),
     );
   }
 
@@ -406,27 +515,31 @@ export async function showJob(view, jobId, params) {
     }
     picked = number;
     trialPicker.value = number;
+    const ticket = picks.take();
+    const at = shown;
     const detail = await api.trial(jobId, number);
     // As it was at the version shown: only the epochs reported by then.
-    detail.epochs = detail.epochs.filter((epoch) => epoch.reported_at <= shown.state.updated_at);
-    const threshold = await boundOf(trial, detail);
-    draw("telemetry", (canvas) => telemetryChart(canvas, detail, shown.state.spec, threshold));
+    detail.epochs = detail.epochs.filter((epoch) => epoch.reported_at <= at.state.updated_at);
+    const threshold = await boundOf(at, trial, detail);
+    if (picks.stale(ticket, scope)) return;
+    draw("telemetry", (canvas) => telemetryChart(canvas, detail, at.state.spec, threshold));
     const bound = threshold ? `bound ${joules(threshold.value)} (${threshold.label})` : "no cost bound";
-    telemetryNote.textContent = `${detail.epochs.length} epoch reports; ${outcomeLabel(outcomeOf(trial))}; ${bound}. Why: ${whyText(detail)}`;
+    const last = detail.epochs.length ? `, the last at epoch ${detail.epochs[detail.epochs.length - 1].epoch}` : "";
+    telemetryNote.textContent = `${detail.epochs.length} epoch reports${last}; ${outcomeLabel(outcomeOf(trial))}; ${bound}. Why: ${whyText(detail)}`;
   }
 
   // The bound the trial was judged against: its own, recorded at dispatch where the policy
   // fixes bounds then (LSTS; escalation included), else Zeus's beta x the reference (min cost,
   // or the cheapest recent converged run) at its last report, times the escalation it was
   // dispatched with (read from the job's state at that instant, only when escalation is on).
-  async function boundOf(trial, detail) {
-    const { spec, early_stop: stop } = shown.state;
+  async function boundOf(at, trial, detail) {
+    const { spec, early_stop: stop } = at.state;
     if (stop.judged === "at_dispatch") {
       if (detail.cost_bound === null || detail.cost_bound === undefined) return null;
       const terms = detail.why && detail.why.phase === "bandit" ? `beta_bandit ${spec.beta_bandit} × exp(min mean log cost)` : `beta_explore ${spec.beta_explore} × best`;
       return { value: detail.cost_bound, label: `set at dispatch: ${terms}${spec.bound_escalation ? ", escalation included" : ""}` };
     }
-    const reference = zeusReferenceBefore(shown.trials, trial, spec.stop_window);
+    const reference = zeusReferenceBefore(at.trials, trial, spec.stop_window);
     if (spec.beta_knob === null || reference === null) return null;
     const escalation = spec.bound_escalation ? (await api.state(jobId, null, trial.dispatched_at)).early_stop.escalation : 1;
     const named = spec.stop_window ? `cheapest of the last ${spec.stop_window} converged` : "min cost";
@@ -440,61 +553,81 @@ export async function showJob(view, jobId, params) {
     return picked && shown.trials.some((trial) => trial.number === picked) ? picked : richest && richest.number;
   }
 
-  async function travel(moment) {
+  // Fetch the job at a moment and draw it. moment: {version}, {at}, {fresh} (the latest, read
+  // again) or {known} (a state in hand). A live redraw (the poll saw the job move) shows no
+  // loading indicator and keeps the table page; a time travel shows one and starts at page 1.
+  function travel(moment, { live = false } = {}) {
     const started = performance.now();
     ttError.textContent = "";
-    try {
-      // Events may have come since the page opened.
-      if (moment.fresh) [latest, current] = await Promise.all([api.state(jobId), api.summary(jobId)]);
-      const known = moment.fresh ? latest : moment.at ? await api.state(jobId, null, moment.at) : moment.version === latest.version ? latest : null;
-      const version = known ? known.version : moment.version;
-      const [state, trials, explorations] = await Promise.all([
-        known || api.state(jobId, version),
-        api.trials(jobId, version),
-        api.trialsWhy(jobId, version, { kind: "Exploration" }),
-      ]);
-      shown = { state, trials: trials.trials, explorations: explorations.trials };
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      ttError.textContent = error.message;
-      return;
-    }
-    const { state, trials } = shown;
-    slider.max = versionInput.max = latest.version;
-    slider.value = versionInput.value = state.version;
-    ttStatus.textContent = `showing version ${state.version} of ${latest.version}, as at ${when(state.updated_at)}`;
-    view.dataset.shownVersion = state.version;
-    history.replaceState(null, "", `${location.pathname}${state.version === latest.version ? "" : `?version=${state.version}`}`);
-    answersBox.replaceChildren(answers(current, state));
-    summaryBox.replaceChildren(summary(state, trials));
-    const { spec } = state;
-    const sizes = spec.batch_sizes;
-    const stop = { atDispatch: state.early_stop.judged === "at_dispatch", beta: spec.beta_knob, window: spec.stop_window, escalation: spec.bound_escalation };
-    draw("batchSize", (canvas) => batchSizeChart(canvas, trials, sizes, pick));
-    draw("cost", (canvas) => costChart(canvas, trials, stop, pick));
-    draw("arms", state.arms.length ? (canvas) => armsChart(canvas, state.arms, state.policy) : null);
-    armsNote.textContent = state.arms.length ? "" : `No bandit yet: the job is in ${stageText(state.stage, state.pruning)}.`;
-    // Zeus prunes in rounds; LSTS walks (state.lsts), with no pruning rounds at all.
-    if (state.pruning) draw("pruning", (canvas) => pruningChart(canvas, shown.explorations, state.pruning.survivors, sizes, state.stage));
-    else draw("pruning", (canvas) => lstsWalkChart(canvas, shown.explorations, state.lsts, sizes));
-    tablePage = 0;
-    const first = defaultPick();
-    await Promise.all([drawTable(), first ? pick(first) : draw("telemetry", null)]);
-    // Read by bench/dashboard.py: how long fetching and drawing this moment took.
-    performance.measure("bso-job-drawn", { start: started });
-    view.dataset.rendered = `version-${state.version}`;
+    ttLoading.textContent = moment.version ? `Loading version ${moment.version}…` : moment.at ? `Loading ${moment.at}…` : "Loading the latest version…";
+    return runLatest(travels, live ? null : ttLoading, async (ticket) => {
+      let fetched;
+      try {
+        if (moment.fresh || live) {
+          const [state, summaryNow] = await Promise.all([moment.known || api.state(jobId), api.summary(jobId)]);
+          learn(state, summaryNow);
+        }
+        const known = moment.known || (moment.fresh ? latest : moment.at ? await api.state(jobId, null, moment.at) : moment.version === latest.version ? latest : null);
+        const version = known ? known.version : moment.version;
+        const [state, trials, explorations] = await Promise.all([
+          known || api.state(jobId, version),
+          api.trials(jobId, version),
+          api.trialsWhy(jobId, version, { kind: "Exploration" }),
+        ]);
+        const heard = await heardOf(state, trials.trials);
+        fetched = { state, trials: trials.trials, explorations: explorations.trials, heard };
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        if (travels.stale(ticket, scope)) return;
+        ttError.textContent = error.message;
+        return;
+      }
+      if (travels.stale(ticket, scope)) return;
+      shown = fetched;
+      const { state, trials } = shown;
+      follow = state.version === latest.version;
+      slider.value = versionInput.value = state.version;
+      statuses();
+      view.dataset.shownVersion = state.version;
+      history.replaceState(null, "", `${location.pathname}${state.version === latest.version ? "" : `?version=${state.version}`}`);
+      answersBox.replaceChildren(answers(current, state));
+      summaryBox.replaceChildren(summary(state, trials, shown.heard, ageUntil()));
+      const { spec } = state;
+      const sizes = spec.batch_sizes;
+      const stop = { atDispatch: state.early_stop.judged === "at_dispatch", beta: spec.beta_knob, window: spec.stop_window, escalation: spec.bound_escalation };
+      draw("batchSize", (canvas) => batchSizeChart(canvas, trials, sizes, pick));
+      draw("cost", (canvas) => costChart(canvas, trials, stop, pick));
+      draw("arms", state.arms.length ? (canvas) => armsChart(canvas, state.arms, state.policy) : null);
+      armsNote.textContent = state.arms.length ? "" : `No bandit yet: the job is in ${stageText(state.stage, state.pruning)}.`;
+      // Zeus prunes in rounds; LSTS walks (state.lsts), with no pruning rounds at all.
+      if (state.pruning) draw("pruning", (canvas) => pruningChart(canvas, shown.explorations, state.pruning.survivors, sizes, state.stage));
+      else draw("pruning", (canvas) => lstsWalkChart(canvas, shown.explorations, state.lsts, sizes));
+      if (!live) tablePage = 0;
+      tablePage = Math.min(tablePage, Math.max(0, Math.ceil(trials.length / TABLE_PAGE) - 1));
+      const first = defaultPick();
+      await Promise.all([drawTable(), first ? pick(first) : draw("telemetry", null)]);
+      if (travels.stale(ticket, scope)) return;
+      // Read by bench/dashboard.py: how long fetching and drawing this moment took.
+      if (!live) performance.measure("bso-job-drawn", { start: started });
+      view.dataset.rendered = `version-${state.version}`;
+    });
   }
 
   async function runWhatIf(knobs) {
-    whatIfResult.replaceChildren(el("p", { class: "loading" }, "Replaying the history with these knobs…"));
-    let report;
-    try {
-      report = await api.reanalysis(jobId, knobs);
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      whatIfResult.replaceChildren(el("p", { class: "error", id: "whatif-error" }, error.message));
-      return;
-    }
+    whatIfResult.classList.add("pending");
+    const report = await runLatest(whatIfs, whatIfLoading, async (ticket) => {
+      try {
+        const answer = await api.reanalysis(jobId, knobs);
+        return whatIfs.stale(ticket, scope) ? null : answer;
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        if (whatIfs.stale(ticket, scope)) return null;
+        whatIfResult.classList.remove("pending");
+        whatIfResult.replaceChildren(el("p", { class: "error", id: "whatif-error" }, error.message));
+        return null;
+      }
+    });
+    if (!report) return;
     const changed = report.trials.filter((trial) => trial.changed.length);
     let page = 0;
     const diffBox = el("div");
@@ -505,6 +638,8 @@ export async function showJob(view, jobId, params) {
           : [el("p", { class: "note", id: "whatif-same" }, "No trial differs: these knobs take the recorded decisions.")]),
       );
     drawDiffs();
+    whatIfResult.classList.remove("pending");
+    whatIfResult.dataset.knobs = JSON.stringify(knobs);
     whatIfResult.replaceChildren(
       totalsTable(report),
       el("p", { id: "whatif-counts" }, `${report.summary.batch_size_changes} trials would have had another batch size; ${report.summary.decision_changes} trials differ in some decision.`),
@@ -515,6 +650,32 @@ export async function showJob(view, jobId, params) {
     );
     draw("whatIf", (canvas) => whatIfChart(canvas, report));
   }
+
+  // Live: the job's version is read every JOB_POLL_MS while the tab is visible (GET
+  // /v1/jobs/{id}/state, served from the rendered answer while the job has not moved). When it
+  // moved, the page redraws if it showed the latest version; when time-travelling it only says
+  // so (and the "Now" answers, always the current ones, are brought up to date). A time travel
+  // in flight wins: the poll then waits for the next tick.
+  poll(scope, JOB_POLL_MS, async () => {
+    if (travels.busy) return;
+    const state = await api.state(jobId);
+    if (!scope.alive || travels.busy) return;
+    checked = nowIso();
+    const moved = state.version > latest.version;
+    learn(state, null);
+    // Following, the page catches up with the job (also after a redraw that failed).
+    if (follow && state.version > shown.state.version) {
+      await travel({ known: state }, { live: true });
+      return;
+    }
+    if (moved) {
+      const summaryNow = await api.summary(jobId);
+      if (!scope.alive || travels.busy) return;
+      learn(null, summaryNow);
+      answersBox.replaceChildren(answers(current, shown.state));
+    }
+    statuses();
+  }, (error) => liveStatus.replaceChildren(el("span", { class: "error" }, `Live: ${error.message}; trying again`)));
 
   const start = params.get("version") ? { version: Number(params.get("version")) } : params.get("at") ? { at: params.get("at") } : { version: latest.version };
   await travel(start);

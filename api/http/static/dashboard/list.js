@@ -4,6 +4,7 @@
 import { api, ApiError } from "./api.js";
 import { MEASURES, el, joules, percent, stageText, when } from "./format.js";
 import { trialCounts } from "./history.js";
+import { Sequence, indicator, nowIso, poll, runLatest, since, tickAges } from "./live.js";
 
 const PAGE_SIZE = 50;
 const POLICIES = ["zeus", "lsts"];
@@ -25,7 +26,7 @@ const COLUMNS = [
   ["settled", "settled", (job) => (job.settled ? "yes" : "no")],
   ["cost saved vs default", "savings_fraction", (job) => percent(job.savings_fraction)],
   ["lowest run cost", "min_cost", (job) => (job.min_cost === null ? "–" : `${joules(job.min_cost)} at ${job.min_cost_batch_size}`)],
-  ["last activity", "updated_at", (job) => when(job.updated_at)],
+  ["last activity", "updated_at", (job) => [when(job.updated_at), el("div", { class: "note" }, since("", job.updated_at))]],
 ];
 
 // What the URL says the page shows: the filters, the sort, and where the page starts.
@@ -121,7 +122,7 @@ function fleetTotals(fleet) {
     "section",
     { id: "fleet", "data-loaded": true },
     el("h2", {}, "Fleet: what the optimizer saved"),
-    el("table", { class: "grid fleet" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    el("div", { class: "scroll" }, el("table", { class: "grid fleet" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows))),
     el(
       "p",
       { class: "note" },
@@ -150,43 +151,104 @@ function pager(query, page, navigate) {
   );
 }
 
-let shownLast = 0; // the latest list asked for: an older answer that comes late is not drawn
+const LIST_POLL_MS = 5000; // the page's rows are read again this often while the tab is visible
+const FLEET_EVERY_MS = 30000; // the fleet's totals (every job's summary) at most this often
+const asks = new Sequence(); // list pages asked for: an answer overtaken by a later ask is dropped
+const fleets = new Sequence();
+let frame = null; // the list on screen: kept while only its query changes, so the fleet stays
 
-export async function showJobList(view, params, navigate) {
-  const query = listQuery(params);
-  const mine = ++shownLast;
-  view.replaceChildren(el("h1", {}, "Jobs"), el("p", { class: "loading" }, "Loading…"));
-  const { prefix, policy, gpu_model, stage, sort, after } = query;
-  // The fleet's totals read every job's summary: the list does not wait for them.
-  const fleet = api.fleet();
-  const page = await api.jobs({ prefix, policy, gpu_model, stage, sort, after, limit: PAGE_SIZE });
-  if (mine !== shownLast) return;
+// The list's parts, made once and refilled by every answer.
+function listFrame(view) {
+  if (frame && view.contains(frame.tableBox)) return frame;
+  const fleetBox = el("section", { id: "fleet" }, el("h2", {}, "Fleet: what the optimizer saved"), el("p", { class: "loading" }, "Adding up every job…"));
+  const loading = indicator("list-loading", "Loading jobs…");
+  const live = el("span", { id: "list-live", class: "note live" });
+  const form = el("form");
+  const tableBox = el("div", { class: "scroll", id: "jobs-box" }, el("p", { class: "loading" }, "Loading…"));
+  const pagerBox = el("div");
+  view.replaceChildren(el("h1", {}, "Jobs"), fleetBox, el("h2", {}, "Jobs ", loading, " ", live), form, tableBox, pagerBox);
+  frame = { view, fleetBox, loading, live, form, tableBox, pagerBox, gpuModels: [], fleetAt: 0 };
+  return frame;
+}
+
+function signature(page) {
+  return JSON.stringify([page.jobs.map((job) => [job.job_id, job.version, job.deleted]), page.next_after, page.next_offset]);
+}
+
+function drawRows(parts, query, page, navigate) {
   const table = el(
     "table",
     { id: "jobs", class: "grid" },
     el("thead", {}, el("tr", {}, COLUMNS.map((column) => headerCell(column, query, navigate)))),
     el("tbody", {}, page.jobs.map((job) => jobRow(job, navigate))),
   );
-  const filtered = prefix || policy || gpu_model || stage;
+  const filtered = query.prefix || query.policy || query.gpu_model || query.stage;
   const empty = page.jobs.length ? null : el("p", { class: "empty" }, filtered ? "No job matches these filters." : "No jobs registered yet.");
-  const fleetBox = el("section", { id: "fleet" }, el("h2", {}, "Fleet: what the optimizer saved"), el("p", { class: "loading" }, "Adding up every job…"));
-  const form = filterForm(query, [], navigate);
-  view.replaceChildren(el("h1", {}, "Jobs"), fleetBox, el("h2", {}, "Jobs"), form, empty || table, pager(query, page, navigate));
+  parts.tableBox.replaceChildren(empty || table);
+  parts.tableBox.classList.remove("pending");
+  parts.pagerBox.replaceChildren(pager(query, page, navigate));
+}
+
+export async function showJobList(view, params, navigate, scope) {
+  const query = listQuery(params);
+  const { prefix, policy, gpu_model, stage, sort, after } = query;
+  const ask = { prefix, policy, gpu_model, stage, sort, after, limit: PAGE_SIZE };
+  const parts = listFrame(view);
+  parts.tableBox.classList.add("pending");
+  // The fleet's totals read every job's summary: the list never waits for them.
+  if (!parts.fleetAt) loadFleet(parts);
+  let page = await runLatest(asks, parts.loading, async (ticket) => {
+    const answer = await api.jobs(ask);
+    return asks.stale(ticket, scope) ? null : answer;
+  });
+  if (!page) return;
+  const form = filterForm(query, parts.gpuModels, navigate);
+  parts.form.replaceWith(form);
+  parts.form = form;
+  drawRows(parts, query, page, navigate);
+  parts.live.replaceChildren("live: checked ", since("", nowIso()));
+  tickAges(scope, parts.view);
+  // While the tab is visible the rows are read again; they are redrawn when a job on the page
+  // moved (its version) or the page's jobs changed, and then the fleet's totals too (at most
+  // every FLEET_EVERY_MS). A user's ask in flight wins: the poll's answer is then dropped.
+  poll(scope, LIST_POLL_MS, async () => {
+    if (asks.busy) return;
+    const ticket = asks.last;
+    const fresh = await api.jobs(ask);
+    if (asks.stale(ticket, scope)) return;
+    parts.live.replaceChildren("live: checked ", since("", nowIso()));
+    if (signature(fresh) === signature(page)) return;
+    page = fresh;
+    drawRows(parts, query, page, navigate);
+    if (Date.now() - parts.fleetAt > FLEET_EVERY_MS) loadFleet(parts);
+  }, (error) => parts.live.replaceChildren(el("span", { class: "error" }, `live: ${error.message}`)));
+}
+
+// The fleet's totals belong to the list on screen, whatever its query: drawn while it is.
+async function loadFleet(parts) {
+  parts.fleetAt = Date.now();
+  const ticket = fleets.take();
   let totals;
   try {
-    totals = await fleet;
+    totals = await api.fleet();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    fleetBox.replaceChildren(el("h2", {}, "Fleet: what the optimizer saved"), el("p", { class: "error" }, error.message));
+    if (fleets.stale(ticket) || !parts.view.contains(parts.fleetBox)) return;
+    parts.fleetBox.replaceChildren(el("h2", {}, "Fleet: what the optimizer saved"), el("p", { class: "error" }, error.message));
     return;
   }
-  if (mine !== shownLast) return;
-  fleetBox.replaceWith(fleetTotals(totals));
-  addGpuModels(form, Object.keys(totals.by_gpu_model), query.gpu_model);
+  if (fleets.stale(ticket) || !parts.view.contains(parts.fleetBox)) return;
+  const box = fleetTotals(totals);
+  parts.fleetBox.replaceWith(box);
+  parts.fleetBox = box;
+  parts.gpuModels = Object.keys(totals.by_gpu_model);
+  addGpuModels(parts.form, parts.gpuModels, parts.form.querySelector("#filter-gpu")?.value);
 }
 
 // The GPU models to filter by are the fleet's (known once its totals have come).
 function addGpuModels(form, models, chosen) {
   const gpu = form.querySelector("#filter-gpu");
-  for (const model of models) if (model !== chosen) gpu.append(el("option", { value: model }, model));
+  if (!gpu) return;
+  const listed = new Set([...gpu.options].map((option) => option.value));
+  for (const model of models) if (model !== chosen && !listed.has(model)) gpu.append(el("option", { value: model }, model));
 }
