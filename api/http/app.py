@@ -50,10 +50,12 @@ async def healthz(request: Request) -> Response:
 
 
 def read_the_store(audit: JobAudit) -> None:
-    """Read what every route needs: the newest notifications, decoded, and the job catalog
-    (not a page of job rows: each row's summary may fold a long job's trials)."""
+    """Read what every route needs: the newest notifications, decoded, the job catalog and the
+    first job's state (not a page of job rows: each row's summary may fold a long job's trials)."""
     probe_store(audit.app, integrity=False)
-    audit.catalog.page("", 0, 1)
+    entries, _ = audit.catalog.page("", 0, 1)
+    if entries:
+        audit.current_state(entries[0].job_uuid)
 
 
 def close_within(optimizer: BatchSizeOptimizer, seconds: float) -> None:
