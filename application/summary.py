@@ -5,7 +5,7 @@ recurrence at the default batch size. Also the same, summed over the fleet.
 A summary is computed from the job's trial views (application/trial_views.py: kept as a read
 model, so a long job's summary reads fast after a restart too) and its state view; the
 recommendation itself is the policy's (``Policy.describe``). How each figure is estimated is
-stated in the README ("Summary: which batch size, has it settled, what it saved").
+stated in docs/policies.md ("Summary: which batch size, has it settled, what it saved").
 """
 
 from dataclasses import dataclass, field

@@ -384,7 +384,7 @@ class Job(Aggregate):
         self.reward_trials: dict[str, ChunkedArray] = {}
         self.policy_state: Any = self.policy.initial_state(spec)
         # The stop rule's bookkeeping: trials stopped by the bound since the latest converged
-        # trial, in dispatch order (README, "Drift"), and the fewest epochs any run converged in.
+        # trial, in dispatch order (docs/policies.md, "Costs that grow"), and the fewest epochs any run converged in.
         self.stopped_in_a_row = 0
         self.last_converged_trial = 0
         self.fewest_epochs: int | None = None

@@ -222,7 +222,7 @@ _FLOAT_FIELDS = frozenset(spec_field.name for spec_field in fields(JobSpec) if s
 _NULLABLE_FIELDS = frozenset(("job_id", "beta_knob", "mab_seed"))
 
 # The stop rule's guards each policy gets when the spec does not set them: Zeus's policy
-# keeps Zeus's rule exactly; LSTS gets all three (README, "Costs that grow"; predictive stop
+# keeps Zeus's rule exactly; LSTS gets all three (docs/policies.md, "Costs that grow"; predictive stop
 # by the policy benchmark: M 0.536 with it, 0.655 without, no cell worse than Zeus).
 GUARD_DEFAULTS: dict[str, dict[str, Any]] = {
     ZEUS: {"stop_window": 0, "bound_escalation": False, "predictive_stop": False},

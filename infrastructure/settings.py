@@ -41,7 +41,7 @@ class Settings:
     max_reanalyses: int = 1
     body_timeout_seconds: float = 30.0
     tokens_file: str | None = None  # scoped tokens (infrastructure/tokens.py)
-    # Faults and limits (README "Faults and limits").
+    # Faults and limits (docs/operations.md, "Faults and limits").
     store_wait_seconds: float = 2.0  # PostgreSQL connect and pool checkout; one operation's retries
     statement_timeout_seconds: float = 10.0  # PostgreSQL statement_timeout
     graceful_timeout_seconds: float = 30.0  # in-flight requests' time to finish at shutdown
@@ -278,7 +278,7 @@ def persistence_env(
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": str(pool_size),
             "POSTGRES_MAX_OVERFLOW": str(pool_max_overflow),
-            # Every wait on PostgreSQL is bounded (README "Faults and limits"): connecting and
+            # Every wait on PostgreSQL is bounded (docs/operations.md, "Faults and limits"): connecting and
             # taking a pooled connection (seconds), and each statement (milliseconds).
             "POSTGRES_CONNECT_TIMEOUT": str(max(1, math.ceil(store_wait_seconds))),
             "POSTGRES_STORE_WAIT_SECONDS": f"{store_wait_seconds:g}",

@@ -3,7 +3,7 @@ a SQLite write lock held for seconds, PostgreSQL stopped and started, the superv
 with SIGKILL, SIGTERM while the store is away, slow and huge request heads, a flood of
 connections. Every server and PostgreSQL started here is stopped by its PID, also on failure.
 
-Lines starting with ``FIGURE`` (``pytest -s``) are the measurements README "Faults and
+Lines starting with ``FIGURE`` (``pytest -s``) are the measurements docs/operations.md "Faults and
 limits" quotes.
 """
 

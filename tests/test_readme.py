@@ -1,4 +1,5 @@
-"""The README's commands, run as written, so that they cannot drift from what works."""
+"""The commands of the README and of the docs/ pages, run as written, so that they cannot
+drift from what works."""
 
 import contextlib
 import json
@@ -19,16 +20,31 @@ from tests.pgserver import free_port
 from tests.servers import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
 SEPARATOR = "\x1e"
 
 
-def block_after(heading: str, language: str = "sh", index: int = 0) -> str:
-    """The ``index``-th fenced block of ``language`` after ``heading``, within that section."""
-    start = README.index(heading)
-    following = re.compile(r"\n#{2,6} ").search(README, start + len(heading))
-    section = README[start : following.start() if following else len(README)]
-    blocks = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+def page(name: str) -> str:
+    """The text of ``README.md`` (``name`` "README") or of ``docs/{name}.md``, where a section lives."""
+    return (ROOT / ("README.md" if name == "README" else f"docs/{name}.md")).read_text()
+
+
+def section(text: str, heading: str, subsections: bool = True) -> str:
+    """``heading`` (a line of ``text`` that starts with it) and what follows, up to the next
+    heading of its level or above, or with ``subsections`` false up to the next heading
+    of any level (a bold lead-in, not being a heading, always ends at the next heading)."""
+    found = re.compile(rf"^{re.escape(heading)}", re.MULTILINE).search(text)
+    assert found, f"no line starts with {heading!r}"
+    level = len(heading) - len(heading.lstrip("#")) if subsections else 0
+    # From "##": a line "# ..." is a page's title or, in a shell block, a comment.
+    following = re.compile(rf"\n#{{2,{max(level, 2) if level else 6}}} ").search(text, found.end())
+    return text[found.start() : following.start() if following else len(text)]
+
+
+def block_after(heading: str, language: str = "sh", index: int = 0, source: str = "README") -> str:
+    """The ``index``-th fenced block of ``language`` after ``heading`` in ``source``, before
+    the next heading."""
+    within = section(page(source), heading, subsections=False)
+    blocks = re.findall(rf"```{language}\n(.*?)```", within, re.DOTALL)
     return blocks[index]
 
 
@@ -127,9 +143,8 @@ def test_the_curl_session_answers_as_documented(tmp_path: Path) -> None:
 
 
 def test_the_job_spec_table_lists_every_field_with_its_default() -> None:
-    start = README.index("### Job spec")
-    section = README[start : README.index("\n## ", start)]
-    rows = re.findall(r"^\| `(\w+)` \|([^|]*)\|([^|]*)\|([^|]*)\|", section, re.MULTILINE)
+    table = section(page("api"), "## Job spec")
+    rows = re.findall(r"^\| `(\w+)` \|([^|]*)\|([^|]*)\|([^|]*)\|", table, re.MULTILINE)
     table = {name: (kind.strip(), default.strip(), bounds.strip()) for name, kind, default, bounds in rows}
     fields = JobSpecFromClient.model_fields
     assert list(table) == list(fields)
@@ -158,7 +173,7 @@ def test_zeus_client_example_runs_against_bso(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(zeus.monitor, "ZeusMonitor", lambda gpu_indices: EpochMonitor())
     exit_hooks: list = []
     monkeypatch.setattr(zeus_client.atexit, "register", exit_hooks.append)
-    example = block_after("### Running Zeus's own client against bso", "python")
+    example = block_after("## Running Zeus's own client against bso", "python", source="api")
     epochs: list[int] = []
     with running_server(f"sqlite:///{tmp_path / 'zeus.db'}", tmp_path) as server:
         code = example.replace("http://127.0.0.1:8000", server.url)
@@ -172,7 +187,7 @@ def test_zeus_client_example_runs_against_bso(tmp_path: Path, monkeypatch: pytes
 
 def test_two_servers_on_one_postgresql_as_written(postgres_database_url: str, tmp_path: Path) -> None:
     ports = [free_port(), free_port()]
-    script = block_after("**Two servers on one PostgreSQL.**")
+    script = block_after("**Two servers on one PostgreSQL.**", source="operations")
     script = script.replace("--port 8001", f"--port {ports[0]}").replace("--port 8002", f"--port {ports[1]}")
     script += "wait\n"  # keep the shell, and so the process group, until the servers stop
     bin_dir = str(Path(bso_script()).parent)

@@ -31,7 +31,7 @@ from infrastructure.settings import Settings, SettingsError
 # and restarted over and over, and the server never became ready.
 WORKER_STARTUP_SECONDS = 30
 
-# uvicorn's httptools protocol with limits on heads and connections (README "Faults and limits").
+# uvicorn's httptools protocol with limits on heads and connections (docs/operations.md, "Faults and limits").
 HTTP_PROTOCOL = "infrastructure.http_protocol:LimitedHttpToolsProtocol"
 # Descriptors a worker needs besides its clients' connections: store, pool, logs, metrics.
 SPARE_FILE_DESCRIPTORS = 100
