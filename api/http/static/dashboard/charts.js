@@ -337,24 +337,33 @@ export function pruningChart(canvas, explorations, survivors, sizes, stage) {
     };
   });
   const lastX = explorations.length ? explorations[explorations.length - 1].number + 1 : 1;
-  datasets.push({
-    label: stage === "MAB" ? "survived pruning (bandit arms)" : "still candidates",
-    data: survivors.map((size) => ({ x: lastX, y: Math.log2(size) })),
+  datasets.push(stars(stage === "MAB" ? "survived pruning (bandit arms)" : "still candidates", survivors, lastX));
+  return walkChart(canvas, datasets, sizes, lastX, "trial number (pruning explorations)", "Pruning walk: filled = converged, hollow = not; ▼ down, ▲ up");
+}
+
+// The sizes a walk leads to (survivors, arms, the next step), as stars after its last trial.
+function stars(label, batchSizes, x) {
+  return {
+    label,
+    data: batchSizes.map((size) => ({ x, y: Math.log2(size) })),
     pointStyle: "star",
     pointRadius: 9,
     borderWidth: 2,
     borderColor: "#111827",
     backgroundColor: "#111827",
     showLine: false,
-  });
+  };
+}
+
+function walkChart(canvas, datasets, sizes, lastX, axisTitle, title) {
   return new Chart(canvas, {
     type: "scatter",
     data: { datasets },
     options: {
       parsing: false,
-      scales: { x: trialAxis("trial number (pruning explorations)", lastX), y: log2Axis(sizes) },
+      scales: { x: trialAxis(axisTitle, lastX), y: log2Axis(sizes) },
       plugins: {
-        title: { display: true, text: "Pruning walk: filled = converged, hollow = not; ▼ down, ▲ up" },
+        title: { display: true, text: title },
         tooltip: { callbacks: { label: trialTooltip } },
       },
     },
@@ -385,29 +394,12 @@ export function lstsWalkChart(canvas, explorations, lsts, sizes) {
   const lastX = explorations.length ? explorations[explorations.length - 1].number + 1 : 1;
   const ahead = lsts.phase === "bandit" ? lsts.arms : [lsts.next_step, lsts.in_flight].filter(Boolean).map((step) => step.batch_size);
   if (ahead.length) {
-    datasets.push({
-      label: lsts.phase === "bandit" ? "bandit arms (explored sizes near the best)" : "the walk's step in flight or next",
-      data: ahead.map((size) => ({ x: lastX, y: Math.log2(size) })),
-      pointStyle: "star",
-      pointRadius: 9,
-      borderWidth: 2,
-      borderColor: "#111827",
-      backgroundColor: "#111827",
-      showLine: false,
-    });
+    datasets.push(stars(lsts.phase === "bandit" ? "bandit arms (explored sizes near the best)" : "the walk's step in flight or next", ahead, lastX));
   }
-  return new Chart(canvas, {
-    type: "scatter",
-    data: { datasets },
-    options: {
-      parsing: false,
-      scales: { x: trialAxis("trial number (local search explorations)", lastX), y: log2Axis(sizes) },
-      plugins: {
-        title: { display: true, text: "LSTS local search walk (no pruning rounds): filled = converged, hollow = not; ● start, ▼ down, ▲ up" },
-        tooltip: { callbacks: { label: trialTooltip } },
-      },
-    },
-  });
+  return walkChart(
+    canvas, datasets, sizes, lastX, "trial number (local search explorations)",
+    "LSTS local search walk (no pruning rounds): filled = converged, hollow = not; ● start, ▼ down, ▲ up",
+  );
 }
 
 // One trial's epochs: cost (left axis) and metric (right axis) against epoch, with
