@@ -111,7 +111,8 @@ def test_stopped_in_a_row_counts_trials_in_dispatch_order(app: BatchSizeOptimize
     one_size_job(app, "test-order", policy="zeus", bound_escalation=True)
     run(app, "test-order", 100.0)
     run(app, "test-order", 900.0)  # trial 2: stopped, one in a row
-    third, fourth = app.predict("test-order"), app.predict("test-order")
+    third = app.predict("test-order")
+    app.predict("test-order")  # trial 4, in flight beside trial 3
     assert app.run_cost_bound("test-order", third["trial_number"]) == 400.0
     # Trial 4 is stopped first, then trial 3 converges: in dispatch order, 4 came after 3.
     app.report("test-order", EpochReport(4, 32, 0.0, 5000.0 / COST, 1.0, 1))
