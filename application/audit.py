@@ -322,11 +322,8 @@ class JobAudit:
             "job_id": view["job_id"],
             "job_uuid": view["job_uuid"],
             "stage": view["stage"],
-            "policy": view["policy"],
-            "gpu_model": view["spec"]["gpu_model"],
-            "default_batch_size": view["spec"]["default_batch_size"],
-            "recommended_batch_size": summary["recommended_batch_size"],
-            "settled": summary["settled"],
+            # What the list shows of the summary, which states them already.
+            **{key: summary[key] for key in ("policy", "gpu_model", "default_batch_size", "recommended_batch_size", "settled")},
             "savings_fraction": summary["savings"]["cost"]["fraction"],
             "trials": view["trials"],
             "pruning": None if view["pruning"] is None else {key: view["pruning"][key] for key in ("round", "num_rounds", "done")},
