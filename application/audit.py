@@ -28,7 +28,7 @@ from eventsourcing.domain import DomainEventProtocol
 from application.catalog import REGISTERED_TOPIC, CatalogEntry, JobCatalog
 from application.service import BatchSizeOptimizer
 from application.summary import fleet_summary, job_summary
-from application.trial_views import TrialFold
+from application.trial_views import DETAILS, TrialFold
 from domain.bounds import STOPPED_IN_A_ROW_WARNING
 from domain.job import Job
 from domain.spec import JobSpec
@@ -38,6 +38,7 @@ _REPLAY_PAGE = 1000
 _CACHED_STATES = 256  # a state view is small
 _CACHED_FOLDS = 32  # a trial fold holds every trial of its job with its epochs: fewer of them
 _CACHED_SUMMARIES = 4096  # a summary is a few numbers
+Detailed = Callable[[dict[str, Any]], dict[str, Any]]  # a trial view with its details (TrialFold.detailed)
 
 
 class AuditNotFoundError(LookupError):
@@ -159,12 +160,12 @@ def event_view(stored_topic: str, event: DomainEventProtocol[Any]) -> dict[str, 
 
 
 def trial_row(view: dict[str, Any], why: bool = False) -> dict[str, Any]:
-    """A trial as the trial list shows it: without its epochs, outcome and observation, and
-    with its reason only if asked (and then without the generator states)."""
-    row = {key: value for key, value in view.items() if key not in ("why", "epochs", "outcome", "observation")}
+    """A trial as the trial list shows it: without its details (trial_views.DETAILS), but its
+    reason if asked (and then without the generator states; the view must be ``detailed``)."""
+    row = {key: value for key, value in view.items() if key not in DETAILS}  # primitives already
     if why:
-        row["why"] = {key: value for key, value in view["why"].items() if not key.startswith("generator_state")}
-    return primitives(row)
+        row["why"] = primitives({key: value for key, value in view["why"].items() if not key.startswith("generator_state")})
+    return row
 
 
 # Job UUID -> (stream version, view), oldest read first.
@@ -367,7 +368,7 @@ class JobAudit:
         state = self.current_state(job_uuid)
         summary = self.cache.summary(job_uuid, state["version"])
         if summary is None:
-            def summarise(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
+            def summarise(trials: dict[int, dict[str, Any]], _: Detailed) -> dict[str, Any]:
                 return primitives(job_summary(state, trials))
 
             summary = self._read_trials(str(job_uuid), state["version"], None, summarise)
@@ -395,7 +396,10 @@ class JobAudit:
         self, reference: str, version: int | None = None, at: datetime | None = None, why: bool = False
     ) -> list[dict[str, Any]]:
         """Every trial of the job in order, now or as it was at ``version`` / ``at`` (the CLI, CSV)."""
-        return self._read_trials(reference, version, at, lambda trials: [trial_row(view, why) for view in trials.values()])
+        def rows(trials: dict[int, dict[str, Any]], detailed: Detailed) -> list[dict[str, Any]]:
+            return [trial_row(detailed(view) if why else view, why) for view in trials.values()]
+
+        return self._read_trials(reference, version, at, rows)
 
     def trials_page(
         self,
@@ -411,22 +415,22 @@ class JobAudit:
         they were at ``version`` / ``at``; ``next_after`` pages on. With ``why``, each one's
         recorded reason without the generator states (the one-trial view has them)."""
 
-        def page(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        def page(trials: dict[int, dict[str, Any]], detailed: Detailed) -> dict[str, Any]:
             chosen: list[dict[str, Any]] = []
             for number in range(after + 1, len(trials) + 1):  # numbered 1.. without gaps
                 if kind is None or trials[number]["kind"] == kind:
                     if len(chosen) == limit:
                         return {"trials": chosen, "next_after": chosen[-1]["number"]}
-                    chosen.append(trial_row(trials[number], why))
+                    chosen.append(trial_row(detailed(trials[number]) if why else trials[number], why))
             return {"trials": chosen, "next_after": None}
 
         return self._read_trials(reference, version, at, page)
 
     def trial(self, reference: str, number: int) -> dict[str, Any]:
-        def one(trials: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        def one(trials: dict[int, dict[str, Any]], detailed: Detailed) -> dict[str, Any]:
             if number not in trials:
                 raise AuditNotFoundError(f"Job {reference} has no trial {number} (it has {len(trials)})")
-            return primitives(trials[number])
+            return primitives(detailed(trials[number]))
 
         return self._read_trials(reference, None, None, one)
 
@@ -435,11 +439,11 @@ class JobAudit:
         reference: str,
         version: int | None,
         at: datetime | None,
-        read: Callable[[dict[int, dict[str, Any]]], Any],
+        read: Callable[[dict[int, dict[str, Any]], Detailed], Any],
     ) -> Any:
-        """``read`` over the job's trial views, now or as they were at a past version: from the
-        job's cached fold, or else its stored one (application/trial_views.py), brought up to
-        date with only the events it has not seen."""
+        """``read`` over the job's trial views, now or as they were at a past version, and the
+        function giving a view its details: from the job's cached fold, or else its stored one
+        (application/trial_views.py), brought up to date with only the events it has not seen."""
         job_uuid = self.resolve(reference)
         last = self._checked_version(job_uuid, version, at)
         lock, fold = self.cache.fold(job_uuid)
@@ -449,7 +453,7 @@ class JobAudit:
             if last is None or last > fold.version:
                 if fold.version < self.latest_version(job_uuid):
                     fold.apply(self._events_after(job_uuid, fold.version))
-            return read(fold.trials if last is None else fold.as_of(last))
+            return read(fold.views(last), fold.detailed)
 
     def _restore(self, fold: TrialFold, job_uuid: UUID) -> None:
         """Start a fold from the job's stored one, if the store keeps one (on PostgreSQL after

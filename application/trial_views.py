@@ -2,20 +2,20 @@
 the job's events, and kept as a read model beside them.
 
 ``TrialFold`` folds a job's events into one view per trial, remembering at which version of
-the job's stream each part of a trial appeared, so that ``as_of`` gives every trial as it was
+the job's stream each part of a trial appeared, so that ``views`` gives every trial as it was
 at any earlier version without reading the events again.
 
 The fold is also persisted (``TrialViewStore``, implemented in infrastructure/trial_view_store.py):
 on SQLite in the same transaction as the events it folds, on PostgreSQL by a follower of the
 event log that records how far it has read. A reader restores the stored fold and folds on top
-only the events it has not seen, so a long job reads fast after a restart, and a view is never
+only the events it has not seen, so a long job reads fast after a restart (a trial's details,
+most of its bytes, are decoded only when read: the trial lists need none), and a view is never
 older than the events: a store that lags (or a job stored before the read model existed)
 costs time, never correctness. ``bso rebuild-views`` folds every job afresh.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import groupby
 from typing import Any, ContextManager, Iterable, Protocol, Sequence
 from uuid import UUID
@@ -33,6 +33,14 @@ JOB_EVENTS = (
 )
 JOB_EVENT_TOPICS = [event.TOPIC for event in JOB_EVENTS]
 _TELEMETRY = ("epoch", "time", "energy", "metric", "cost")
+# The parts of a trial's view that the trial lists do not show, stored apart and decoded only
+# when asked for: most of a stored view's bytes (its why holds the generator states and arms).
+DETAILS = ("why", "epochs", "outcome", "observation")
+# The rest of a view, in the order the store keeps their values (a list: read fast, no names).
+LISTED = (
+    "number", "batch_size", "kind", "status", "epochs_reported", *_TELEMETRY, "converged",
+    "stop_reason", "cost_bound", "bound_scale", "dispatched_at", "finished_at",
+)
 
 
 class _BanditMemory:
@@ -88,18 +96,25 @@ class TrialVersions:
     finished: int | None = None
     observed: int | None = None
 
+    def after(self, version: int) -> bool:
+        """Whether a part of the trial appeared after ``version``."""
+        return max(self.epochs[-1] if self.epochs else 0, self.finished or 0, self.observed or 0) > version
+
 
 class TrialFold:
     """Every trial of a job with its epochs and reasons, folded from the job's events.
 
     It remembers the version it has read up to, so bringing it up to date reads only
-    the events appended since (a repeated read of an unchanged job reads none).
+    the events appended since (a repeated read of an unchanged job reads none). A fold
+    restored from the store decodes a trial's details (``DETAILS``) only when they are
+    asked for (``detailed``) or an event changes them: the lists need none of them.
     """
 
     def __init__(self) -> None:
         self.version = 0
-        self.trials: dict[int, dict[str, Any]] = {}
-        self.versions: dict[int, TrialVersions] = {}
+        self._trials: dict[int, dict[str, Any]] = {}
+        self._versions: dict[int, TrialVersions] = {}
+        self._undecoded: dict[int, Callable[[], dict[str, Any]]] = {}
         self.bandit = _BanditMemory()
 
     def apply(self, events: Iterable[Event]) -> None:
@@ -111,20 +126,46 @@ class TrialFold:
         """Take a stored fold's state as this one's."""
         self.version = stored.version
         self.bandit = _BanditMemory.from_record(stored.memory)
-        self.trials = {number: trial for number, (trial, _) in stored.trials.items()}
-        self.versions = {number: versions for number, (_, versions) in stored.trials.items()}
+        self._trials = {number: trial.view for number, trial in stored.trials.items()}
+        self._versions = {number: trial.versions for number, trial in stored.trials.items()}
+        self._undecoded = {number: trial.details for number, trial in stored.trials.items()}
 
-    def as_of(self, version: int) -> dict[int, dict[str, Any]]:
-        """Every trial as it was right after event ``version`` (at most this fold's version)."""
-        return {
-            number: _trial_as_of(trial, self.versions[number], version)
-            for number, trial in self.trials.items()
-            if self.versions[number].dispatched <= version
-        }
+    def views(self, version: int | None = None) -> dict[int, dict[str, Any]]:
+        """Every trial, now or as it was right after event ``version`` (at most this fold's
+        version); without its details until ``detailed`` is asked for them."""
+        if version is None or version >= self.version:
+            return self._trials
+        past = {}
+        for number, trial in self._trials.items():
+            versions = self._versions[number]
+            if versions.dispatched <= version:  # shared if nothing of it came later: views never change a trial
+                past[number] = _trial_as_of(self.detailed(trial), versions, version) if versions.after(version) else trial
+        return past
+
+    def detailed(self, view: dict[str, Any]) -> dict[str, Any]:
+        """A view of ``views`` with its details (decoded into the fold's own view, if restored)."""
+        decode = self._undecoded.pop(view["number"], None)
+        if decode is not None:
+            self._trials[view["number"]].update(decode())
+        return view
+
+    def stored(self, numbers: Iterable[int]) -> "StoredFold":
+        """This fold as the store keeps it, with only the given trials."""
+        trials = {number: self._stored_trial(number) for number in numbers}
+        return StoredFold(self.version, self.bandit.to_record(), trials)
+
+    def _stored_trial(self, number: int) -> "StoredTrial":
+        trial = self.detailed(self._trials[number])
+        view = {key: value for key, value in trial.items() if key not in DETAILS}
+        return StoredTrial(view, self._versions[number], lambda: {key: trial[key] for key in DETAILS})
 
     def _apply(self, event: Event) -> None:
-        trials, version = self.trials, event.originator_version
+        trials, version = self._trials, event.originator_version
+        number = getattr(event, "number", None)
+        if number in self._undecoded:  # its details change too
+            self.detailed(trials[number])
         self.bandit.observe(event)
+        instant = event.timestamp.isoformat()
         if isinstance(event, Job.TrialDispatched):
             trials[event.number] = {
                 "number": event.number,
@@ -137,56 +178,54 @@ class TrialFold:
                 "stop_reason": None,
                 "cost_bound": event.cost_bound,
                 "bound_scale": event.bound_scale,
-                "dispatched_at": event.timestamp,
+                "dispatched_at": instant,
                 "finished_at": None,
                 "why": self.bandit.why(event),
                 "epochs": [],
                 "outcome": None,
                 "observation": None,  # LSTS: what the finished run changed in the policy's state
             }
-            self.versions[event.number] = TrialVersions(version)
+            self._versions[event.number] = TrialVersions(version)
         elif isinstance(event, (Job.TrialProgressReported, Job.TrialReported)):
             trial = trials[event.number]
             telemetry = {name: getattr(event, name) for name in _TELEMETRY}
-            trial["epochs"].append({**telemetry, "reported_at": event.timestamp, "final": False})
+            trial["epochs"].append({**telemetry, "reported_at": instant, "final": False})
             trial.update(telemetry, epochs_reported=len(trial["epochs"]))
-            self.versions[event.number].epochs.append(version)
+            self._versions[event.number].epochs.append(version)
             if isinstance(event, Job.TrialReported):
                 trial["epochs"][-1]["final"] = True
                 trial.update(
                     status=TrialStatus.SUCCEEDED,
                     converged=event.converged,
                     stop_reason=event.reason,
-                    finished_at=event.timestamp,
+                    finished_at=instant,
                     outcome={
                         "message": event.message,
                         "min_cost_lowered": event.min_cost_lowered,
                         "arm_after": event.arm,
                     },
                 )
-                self.versions[event.number].finished = version
+                self._versions[event.number].finished = version
         elif isinstance(event, Job.TrialEnded):
-            trials[event.number].update(status=TrialStatus.FAILED, stop_reason=StopReason.ENDED, finished_at=event.timestamp)
-            self.versions[event.number].finished = version
+            trials[event.number].update(status=TrialStatus.FAILED, stop_reason=StopReason.ENDED, finished_at=instant)
+            self._versions[event.number].finished = version
         elif isinstance(event, Job.TrialExpired):
             trials[event.number].update(
                 status=TrialStatus.FAILED,
                 stop_reason=StopReason.EXPIRED,
-                finished_at=event.timestamp,
+                finished_at=instant,
                 outcome={"last_heard_at": event.last_heard_at, "lease_seconds": event.lease_seconds},
             )
-            self.versions[event.number].finished = version
+            self._versions[event.number].finished = version
         elif isinstance(event, Job.PolicyObserved):
             trials[event.number]["observation"] = event.observation
-            self.versions[event.number].observed = version
+            self._versions[event.number].observed = version
 
 
 def _trial_as_of(trial: dict[str, Any], versions: TrialVersions, version: int) -> dict[str, Any]:
     """One trial as it was right after event ``version``: the epochs reported by then, and not
     finished or observed if that came later."""
     reported = sum(1 for at in versions.epochs if at <= version)
-    if reported == len(trial["epochs"]) and (versions.finished or 0) <= version and (versions.observed or 0) <= version:
-        return trial  # nothing of it came later: shared, as the views never change a trial
     past = {**trial, "epochs": trial["epochs"][:reported], "epochs_reported": reported}
     last = past["epochs"][-1] if reported else dict.fromkeys(_TELEMETRY)
     past.update({name: last[name] for name in _TELEMETRY})
@@ -198,13 +237,23 @@ def _trial_as_of(trial: dict[str, Any], versions: TrialVersions, version: int) -
 
 
 @dataclass(frozen=True)
+class StoredTrial:
+    """A trial as the read model keeps it: its view without its details, the versions its
+    parts appeared at, and its details, decoded when called."""
+
+    view: dict[str, Any]
+    versions: TrialVersions
+    details: Callable[[], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class StoredFold:
     """A job's fold as the read model keeps it: up to which version, the bandit memory, and
-    each trial's view with its versions."""
+    its trials."""
 
     version: int
     memory: dict[str, Any]
-    trials: dict[int, tuple[dict[str, Any], TrialVersions]]
+    trials: dict[int, StoredTrial]
 
 
 class TrialViewStore(Protocol):
@@ -249,17 +298,20 @@ def fold_into_store(store: TrialViewStore, events: Sequence[Event], session: Any
         if stored is not None:
             fold.restore(stored)
         fold.apply(batch)
-        touched = {number: (fold.trials[number], fold.versions[number]) for number in numbers}
-        store.save(job_uuid, StoredFold(fold.version, fold.bandit.to_record(), touched), session)
+        store.save(job_uuid, fold.stored(numbers), session)
 
 
-def trial_record(trial: dict[str, Any], versions: TrialVersions) -> dict[str, Any]:
-    """A trial and its versions as JSON primitives (instants as ISO text)."""
-    return {"trial": _primitive(trial), "versions": vars(versions)}
+def trial_record(trial: StoredTrial) -> tuple[list[Any], dict[str, Any]]:
+    """A stored trial as JSON primitives: the values of its view (``LISTED``) followed by its
+    versions, and its details."""
+    versions = trial.versions
+    values = [trial.view[name] for name in LISTED]
+    return [*values, versions.dispatched, versions.epochs, versions.finished, versions.observed], _primitive(trial.details())
 
 
-def trial_from_record(record: Mapping[str, Any]) -> tuple[dict[str, Any], TrialVersions]:
-    return dict(record["trial"]), TrialVersions(**record["versions"])
+def trial_from_record(record: Sequence[Any], details: Callable[[], dict[str, Any]]) -> StoredTrial:
+    view = dict(zip(LISTED, record))
+    return StoredTrial(view, TrialVersions(*record[len(LISTED):]), details)
 
 
 def _primitive(value: Any) -> Any:
@@ -267,6 +319,4 @@ def _primitive(value: Any) -> Any:
         return {str(key): _primitive(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_primitive(item) for item in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
     return value

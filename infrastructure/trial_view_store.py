@@ -2,7 +2,7 @@
 
 Two tables beside the events: one row per job (up to which version its fold goes, and the
 bandit memory its next trials' reasons need) and one per trial (its view and the versions
-its parts appeared at), as JSON text. On SQLite the recorder folds each commit's events in
+its parts appeared at, and apart from them its details, decoded only when read), as JSON text. On SQLite the recorder folds each commit's events in
 the same transaction as it writes them (``ViewedSQLiteRecorder``); on PostgreSQL, where the
 events are written by one statement under a table lock, readers follow the event log instead
 and record how far they have read in a third table (``ViewedPostgresRecorder``).
@@ -22,14 +22,18 @@ from psycopg.sql import SQL
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
-from application.trial_views import StoredFold, trial_from_record, trial_record
+from application.trial_views import StoredFold, StoredTrial, trial_from_record, trial_record
 from infrastructure.postgres_store import OneStatementRecorder
 
-JOBS, TRIALS, POSITION = "bso_trial_view_jobs", "bso_trial_views", "bso_trial_view_position"
+# Version 2 keeps each trial's details in a column of their own. The version-1 tables (one
+# column for the whole view) are dropped: their jobs read from their events until
+# ``bso rebuild-views`` (or, on PostgreSQL, the follower reading the log from its start) folds them again.
+JOBS, TRIALS, POSITION = "bso_trial_view_jobs_v2", "bso_trial_views_v2", "bso_trial_view_position_v2"
 _CREATE = (
+    *(f"DROP TABLE IF EXISTS {table}" for table in ("bso_trial_view_jobs", "bso_trial_views", "bso_trial_view_position")),
     f"CREATE TABLE IF NOT EXISTS {JOBS} (job_uuid TEXT PRIMARY KEY, version BIGINT NOT NULL, memory TEXT NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {TRIALS} (job_uuid TEXT NOT NULL, number BIGINT NOT NULL, record TEXT NOT NULL, "
-    "PRIMARY KEY (job_uuid, number))",
+    "details TEXT NOT NULL, PRIMARY KEY (job_uuid, number))",
     f"CREATE TABLE IF NOT EXISTS {POSITION} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
 )
 # What the drivers (or eventsourcing, wrapping them) raise for a table that is not there.
@@ -65,12 +69,14 @@ class SQLTrialViewStore:
                 if job is None:
                     return None
                 if numbers is None:
-                    cursor.execute(f"SELECT number, record FROM {TRIALS} WHERE job_uuid = {m}", (job_uuid.hex,))
+                    cursor.execute(f"SELECT number, record, details FROM {TRIALS} WHERE job_uuid = {m}", (job_uuid.hex,))
                     rows = cursor.fetchall()
                 else:
                     rows = []
                     for number in numbers:
-                        cursor.execute(f"SELECT number, record FROM {TRIALS} WHERE job_uuid = {m} AND number = {m}", (job_uuid.hex, number))
+                        cursor.execute(
+                            f"SELECT number, record, details FROM {TRIALS} WHERE job_uuid = {m} AND number = {m}", (job_uuid.hex, number)
+                        )
                         rows.extend(cursor.fetchall())
         except _DATABASE_ERRORS as error:
             if _missing_table(error):
@@ -87,11 +93,12 @@ class SQLTrialViewStore:
             "ON CONFLICT (job_uuid) DO UPDATE SET version = excluded.version, memory = excluded.memory",
             (job_uuid.hex, fold.version, json.dumps(fold.memory)),
         )
-        for number, (trial, versions) in fold.trials.items():
+        for number, trial in fold.trials.items():
+            record, details = trial_record(trial)
             session.execute(
-                f"INSERT INTO {TRIALS} (job_uuid, number, record) VALUES ({m}, {m}, {m}) "
-                "ON CONFLICT (job_uuid, number) DO UPDATE SET record = excluded.record",
-                (job_uuid.hex, number, json.dumps(trial_record(trial, versions))),
+                f"INSERT INTO {TRIALS} (job_uuid, number, record, details) VALUES ({m}, {m}, {m}, {m}) "
+                "ON CONFLICT (job_uuid, number) DO UPDATE SET record = excluded.record, details = excluded.details",
+                (job_uuid.hex, number, json.dumps(record), json.dumps(details)),
             )
 
     def forget(self, job_uuid: UUID, session: Any) -> None:
@@ -132,9 +139,9 @@ def _columns(row: Any, *names: str) -> tuple[Any, ...]:
     return tuple(row[name] for name in names)
 
 
-def _trial(row: Any) -> tuple[int, Any]:
-    number, record = _columns(row, "number", "record")
-    return int(number), trial_from_record(json.loads(record))
+def _trial(row: Any) -> tuple[int, StoredTrial]:
+    number, record, details = _columns(row, "number", "record", "details")
+    return int(number), trial_from_record(json.loads(record), lambda: json.loads(details))
 
 
 # What a recorder does with a commit's domain events, inside the commit's transaction.

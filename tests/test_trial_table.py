@@ -205,7 +205,7 @@ def test_trial_history_folds_only_new_events_and_agrees_with_a_fresh_fold(tmp_pa
         def fresh(version: int | None = None) -> list[dict[str, object]]:
             fold = TrialFold()
             fold.apply(audit.domain_events(JOB, version))
-            return [trial_row(view, True) for view in fold.trials.values()]
+            return [trial_row(view, True) for view in fold.views().values()]
 
         assert audit.trials(JOB, why=True) == fresh()
         version_before = audit.state(JOB)["version"]

@@ -41,7 +41,7 @@ def scripted_history(app: BatchSizeOptimizer, clock: ManualClock, policy: str) -
 def folded(app: BatchSizeOptimizer, job_uuid: Any, up_to: int | None = None) -> dict[int, Any]:
     fold = TrialFold()
     fold.apply(app.repository.event_store.get(job_uuid, lte=up_to))
-    return primitives(fold.trials)
+    return primitives(fold.views())
 
 
 @pytest.fixture(params=["zeus", "lsts"])
@@ -64,7 +64,7 @@ def test_the_stored_views_equal_the_events_folded(history: tuple[str, Any]) -> N
         assert stored is not None and stored.version == app.live_job(JOB).version
         restored = TrialFold()
         restored.restore(stored)
-        assert primitives(restored.trials) == folded(app, job_uuid)
+        assert primitives({number: restored.detailed(view) for number, view in restored.views().items()}) == folded(app, job_uuid)
     finally:
         app.close()
 
@@ -124,5 +124,37 @@ def test_a_job_stored_before_the_views_reads_from_its_events_until_rebuilt(tmp_p
         assert stored is not None and stored.version == app.live_job(JOB).version
         train(app, JOB)  # and from now on kept at each commit again
         assert store.load(job_uuid).version == app.live_job(JOB).version  # type: ignore[union-attr]
+    finally:
+        app.close()
+
+
+def test_a_restored_fold_decodes_only_the_details_a_read_shows(history: tuple[str, Any]) -> None:
+    """The trial lists and the summary need no trial's details; a page with the why decodes
+    its own trials' only, and a trial's detail view its own."""
+    url, job_uuid = history
+    app = optimizer(url)
+    try:
+        app.follow_trial_views()
+        store = app.trial_views
+        assert store is not None
+        decoded: list[int] = []
+        real_load = store.load
+
+        def counting_load(*args: Any, **kwargs: Any) -> Any:
+            stored = real_load(*args, **kwargs)
+            for number, trial in stored.trials.items():
+                object.__setattr__(trial, "details", lambda number=number, decode=trial.details: decoded.append(number) or decode())
+            return stored
+
+        store.load = counting_load  # type: ignore[method-assign]
+        audit = JobAudit(app)
+        expected = folded(app, job_uuid)
+        assert audit.trials(JOB) == [trial_row(view) for view in expected.values()]
+        audit.summary(JOB)
+        assert decoded == []
+        page = audit.trials_page(JOB, why=True, after=2, limit=3)
+        assert [row["number"] for row in page["trials"]] == [3, 4, 5] and sorted(decoded) == [3, 4, 5]
+        assert page["trials"] == [trial_row(expected[str(number)], why=True) for number in (3, 4, 5)]
+        assert audit.trial(JOB, 7) == expected["7"] and sorted(decoded) == [3, 4, 5, 7]
     finally:
         app.close()

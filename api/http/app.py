@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -156,6 +157,10 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
         to_thread.current_default_thread_limiter().total_tokens = settings.command_threads()
         app.state.optimizer = optimizer or await run_in_threadpool(build_optimizer, settings)
         app.state.audit = JobAudit(app.state.optimizer)
+        # What the start made (modules, the application) lives as long as the process: kept out
+        # of the collector's reach, a read that decodes thousands of trial views (the first of a
+        # big job after a restart) does not scan it again at each collection it sets off.
+        gc.freeze()
         # Reads get threads of their own and reanalyses a bounded number of slots, so that
         # readers never take the threads (or the memory) trainers' commands need.
         app.state.read_limiter = CapacityLimiter(settings.read_threads)
