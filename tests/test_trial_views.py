@@ -158,3 +158,34 @@ def test_a_restored_fold_decodes_only_the_details_a_read_shows(history: tuple[st
         assert audit.trial(JOB, 7) == expected["7"] and sorted(decoded) == [3, 4, 5, 7]
     finally:
         app.close()
+
+
+def test_a_store_with_the_first_version_of_the_tables_reads_from_its_events_until_rebuilt(tmp_path: Path) -> None:
+    """Version 1 kept a whole view in one column: its tables are dropped when the tables are
+    made, and its jobs read from their events until ``bso rebuild-views``."""
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    clock = ManualClock()
+    app = optimizer(url, clock)
+    try:
+        scripted_history(app, clock, "zeus")
+        job_uuid = app.live_job(JOB).id
+        store = app.trial_views
+        assert store is not None
+        with store.transaction() as session:
+            store.clear(session)  # what version 2 has of a store that had version 1 only
+            session.execute("CREATE TABLE bso_trial_view_jobs (job_uuid TEXT PRIMARY KEY, version BIGINT NOT NULL, memory TEXT NOT NULL)")
+            session.execute("CREATE TABLE bso_trial_views (job_uuid TEXT NOT NULL, number BIGINT NOT NULL, record TEXT NOT NULL)")
+            session.execute("INSERT INTO bso_trial_view_jobs VALUES (?, 1, '{}')", (job_uuid.hex,))
+    finally:
+        app.close()
+    app = optimizer(url)  # opening the store makes the tables (as bso serve and bso init-db do)
+    try:
+        with app.trial_views.transaction() as session:  # type: ignore[union-attr]
+            session.execute("SELECT name FROM sqlite_master WHERE name LIKE 'bso_trial_view%'")
+            assert sorted(row["name"] for row in session.fetchall()) == sorted(["bso_trial_view_jobs_v2", "bso_trial_views_v2", "bso_trial_view_position_v2"])
+        expected = [trial_row(trial, why=True) for trial in folded(app, job_uuid).values()]
+        assert JobAudit(app).trials(JOB, why=True) == expected
+        assert app.rebuild_trial_views([job_uuid]) == 1
+        assert JobAudit(app).trials(JOB, why=True) == expected
+    finally:
+        app.close()

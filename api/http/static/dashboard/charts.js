@@ -2,7 +2,7 @@
 // and a legend; data are {x, y} points (parsing off), so 10,000 trials draw fast, and no
 // series draws more than MAX_POINTS points (see thin): lines are drawn over the points.
 
-import { KINDS, OUTCOMES, armCost, joules, outcomeOf, shapeOf } from "./format.js";
+import { KINDS, OUTCOMES, armCost, joules, outcomeOf, shapeOf, thousands } from "./format.js";
 import { runningMinCost, runningZeusReference, steps } from "./history.js";
 
 const Chart = window.Chart;
@@ -62,8 +62,8 @@ function thinningNote(datasets, distinct) {
   const kept = distinct ? "each batch size" : "the lowest and highest cost";
   const run = Math.max(...thinned.map((dataset) => dataset.run));
   return [
-    `${total.toLocaleString("en")} trials drawn as ${drawn.toLocaleString("en")} points`,
-    `series over ${MAX_POINTS.toLocaleString("en")} points: ${kept} of each ${run} consecutive trials; rarer outcomes: every trial`,
+    `${thousands(total)} trials drawn as ${thousands(drawn)} points`,
+    `series over ${thousands(MAX_POINTS)} points: ${kept} of each ${run} consecutive trials; rarer outcomes: every trial`,
   ];
 }
 
@@ -110,12 +110,20 @@ function trialTooltip(context) {
 // Each series is thinned to MAX_POINTS (``distinct``: see thin); ``total`` keeps its trial count.
 function outcomeDatasets(trials, y, distinct = false) {
   const radius = trials.length > 2000 ? 2 : 4;
+  const groups = new Map(); // "outcome kind" -> its points, in one pass over the trials
+  for (const trial of trials) {
+    const value = y(trial);
+    if (value === null) continue;
+    const key = `${outcomeOf(trial)} ${trial.kind}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push({ x: trial.number, y: value, trial });
+  }
   const points = [];
   for (const outcome of OUTCOMES) {
     for (const kind of KINDS) {
-      const mine = trials.filter((trial) => outcomeOf(trial) === outcome.key && trial.kind === kind.key && y(trial) !== null);
-      if (!mine.length) continue;
-      const thinned = thin(mine.map((trial) => ({ x: trial.number, y: y(trial), trial })), distinct);
+      const mine = groups.get(`${outcome.key} ${kind.key}`);
+      if (!mine) continue;
+      const thinned = thin(mine, distinct);
       points.push({
         label: `${outcome.label} · ${kind.label}`,
         outcome: outcome.key,

@@ -60,6 +60,12 @@ export const MEASURES = [
   { key: "cost", label: "cost (energy-time)", format: joules },
 ];
 
+// A whole number with commas between thousands ("10,000"), without the cost of the
+// browser's first locale lookup (toLocaleString), which a cold page load would pay.
+export function thousands(value) {
+  return String(value).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
 export function number(value, digits = 4) {
   if (value === null || value === undefined) return "–";
   return Number.isInteger(value) ? String(value) : value.toPrecision(digits);

@@ -349,8 +349,7 @@ function differencesTable(changed, page) {
 
 export async function showJob(view, jobId, params, scope) {
   view.replaceChildren(el("p", { class: "loading" }, "Loading…"));
-  let latest = await api.state(jobId);
-  let current = await api.summary(jobId);
+  let [latest, current] = await Promise.all([api.state(jobId), api.summary(jobId)]);
   if (!scope.alive) return;
   const charts = {};
   window.bsoCharts = charts;
