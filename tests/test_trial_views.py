@@ -104,17 +104,24 @@ def test_a_restarted_reader_reads_no_event_it_has_in_the_views(history: tuple[st
         app.close()
 
 
-def test_a_job_stored_before_the_views_reads_from_its_events_until_rebuilt(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def history_without_views(url: str) -> tuple[BatchSizeOptimizer, Any]:
+    """A store of the scripted history of a Zeus job, with the read model emptied (as a store
+    written before it existed reads): the application, open, and the job's UUID."""
     clock = ManualClock()
     app = optimizer(url, clock)
+    scripted_history(app, clock, "zeus")
+    store = app.trial_views
+    assert store is not None
+    with store.transaction() as session:
+        store.clear(session)
+    return app, app.live_job(JOB).id
+
+
+def test_a_job_stored_before_the_views_reads_from_its_events_until_rebuilt(tmp_path: Path) -> None:
+    app, job_uuid = history_without_views(f"sqlite:///{tmp_path / 'old.db'}")
     try:
-        scripted_history(app, clock, "zeus")
-        job_uuid = app.live_job(JOB).id
         store = app.trial_views
         assert store is not None
-        with store.transaction() as session:
-            store.clear(session)  # as a store written before the read model existed
         train(app, JOB)  # not folded onto a fold that does not exist
         assert store.load(job_uuid) is None
         expected = folded(app, job_uuid)
@@ -164,15 +171,9 @@ def test_a_store_with_the_first_version_of_the_tables_reads_from_its_events_unti
     """Version 1 kept a whole view in one column: its tables are dropped when the tables are
     made, and its jobs read from their events until ``bso rebuild-views``."""
     url = f"sqlite:///{tmp_path / 'v1.db'}"
-    clock = ManualClock()
-    app = optimizer(url, clock)
+    app, job_uuid = history_without_views(url)  # what version 2 has of a store that had version 1 only
     try:
-        scripted_history(app, clock, "zeus")
-        job_uuid = app.live_job(JOB).id
-        store = app.trial_views
-        assert store is not None
-        with store.transaction() as session:
-            store.clear(session)  # what version 2 has of a store that had version 1 only
+        with app.trial_views.transaction() as session:  # type: ignore[union-attr]
             session.execute("CREATE TABLE bso_trial_view_jobs (job_uuid TEXT PRIMARY KEY, version BIGINT NOT NULL, memory TEXT NOT NULL)")
             session.execute("CREATE TABLE bso_trial_views (job_uuid TEXT NOT NULL, number BIGINT NOT NULL, record TEXT NOT NULL)")
             session.execute("INSERT INTO bso_trial_view_jobs VALUES (?, 1, '{}')", (job_uuid.hex,))
