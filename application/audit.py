@@ -29,7 +29,7 @@ from application.catalog import REGISTERED_TOPIC, CatalogEntry, JobCatalog
 from application.service import BatchSizeOptimizer
 from application.summary import fleet_summary, job_summary
 from application.trial_views import DETAILS, TrialFold
-from domain.bounds import STOPPED_IN_A_ROW_WARNING
+from domain.bounds import bound_may_lag
 from domain.job import Job
 from domain.spec import JobSpec
 
@@ -96,7 +96,7 @@ def early_stop_view(job: Job) -> dict[str, Any]:
     basis, escalation = job.next_bound()
     spec, in_a_row = job.spec, job.stopped_in_a_row
     warning = None
-    if in_a_row >= STOPPED_IN_A_ROW_WARNING:
+    if bound_may_lag(in_a_row):
         warning = (
             f"{in_a_row} trials in a row were stopped by the cost bound: if this job's costs are growing, "
             "the bound has fallen behind them"
@@ -298,7 +298,7 @@ class JobAudit:
             cursor = after
             while len(rows) <= limit:  # one row more than asked says whether more follow
                 entries, more = self.catalog.page(prefix, cursor, limit + 1 - len(rows))
-                rows.extend(row for row in map(self._job_row, filter(filters.covers, entries)) if filters.match(row))
+                rows.extend(self._job_rows(entries, filters))
                 if not more or not entries:
                     break
                 cursor = entries[-1].position
@@ -309,16 +309,19 @@ class JobAudit:
         if column not in SORTABLE:
             raise ValueError(f"cannot sort by {column!r}; columns: {', '.join(SORTABLE)}")
         entries, _ = self.catalog.page(prefix, 0, None)
-        rows = [row for row in map(self._job_row, filter(filters.covers, entries)) if filters.match(row)]
+        rows = self._job_rows(entries, filters)
         # Rows without a value (no savings yet) go last either way.
         present = sorted((row for row in rows if row[column] is not None), key=lambda row: row[column], reverse=descending)
         ordered = present + [row for row in rows if row[column] is None]
         page = ordered[after : after + limit]
         return {"jobs": page, "next_after": None, "next_offset": after + limit if after + limit < len(ordered) else None}
 
+    def _job_rows(self, entries: list[CatalogEntry], filters: JobFilters) -> list[dict[str, Any]]:
+        return [row for row in map(self._job_row, filter(filters.covers, entries)) if filters.match(row)]
+
     def _job_row(self, entry: CatalogEntry) -> dict[str, Any]:
         view = self.current_state(entry.job_uuid)
-        summary = self.job_summary(entry.job_uuid)
+        summary = self.job_summary(entry.job_uuid, view)
         return {
             "job_id": view["job_id"],
             "job_uuid": view["job_uuid"],
@@ -364,14 +367,12 @@ class JobAudit:
         """Which batch size to use now, whether the job settled, what it saved (application/summary.py)."""
         return self.job_summary(self.resolve(reference))
 
-    def job_summary(self, job_uuid: UUID) -> dict[str, Any]:
-        state = self.current_state(job_uuid)
+    def job_summary(self, job_uuid: UUID, state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The summary of the job, whose current state is ``state`` if given."""
+        state = state or self.current_state(job_uuid)
         summary = self.cache.summary(job_uuid, state["version"])
         if summary is None:
-            def summarise(trials: dict[int, dict[str, Any]], _: Detailed) -> dict[str, Any]:
-                return primitives(job_summary(state, trials))
-
-            summary = self._read_trials(str(job_uuid), state["version"], None, summarise)
+            summary = self._read_fold(job_uuid, state["version"], lambda trials, _: job_summary(state, trials))
             self.cache.keep_summary(job_uuid, state["version"], summary)
         return summary
 
@@ -441,18 +442,21 @@ class JobAudit:
         at: datetime | None,
         read: Callable[[dict[int, dict[str, Any]], Detailed], Any],
     ) -> Any:
-        """``read`` over the job's trial views, now or as they were at a past version, and the
-        function giving a view its details: from the job's cached fold, or else its stored one
-        (application/trial_views.py), brought up to date with only the events it has not seen."""
+        """``read`` over the job's trial views, now or as they were at a past version."""
         job_uuid = self.resolve(reference)
-        last = self._checked_version(job_uuid, version, at)
+        return self._read_fold(job_uuid, self._checked_version(job_uuid, version, at), read)
+
+    def _read_fold(self, job_uuid: UUID, last: int | None, read: Callable[[dict[int, dict[str, Any]], Detailed], Any]) -> Any:
+        """``read`` over the job's trial views, now or as they were at version ``last`` (known to
+        exist), and the function giving a view its details: from the job's cached fold, or else
+        its stored one (application/trial_views.py), brought up to date with only the events
+        it has not seen."""
         lock, fold = self.cache.fold(job_uuid)
         with lock:
             if fold.version == 0:
                 self._restore(fold, job_uuid)
-            if last is None or last > fold.version:
-                if fold.version < self.latest_version(job_uuid):
-                    fold.apply(self._events_after(job_uuid, fold.version))
+            if fold.version < (last if last is not None else self.latest_version(job_uuid)):
+                fold.apply(self._events_after(job_uuid, fold.version))
             return read(fold.views(last), fold.detailed)
 
     def _restore(self, fold: TrialFold, job_uuid: UUID) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 from uuid import UUID
 
-from domain.bounds import STOPPED_IN_A_ROW_WARNING
+from domain.bounds import bound_may_lag
 from domain.enums import Stage
 from domain.job import Job
 from domain.policies import policy_named
@@ -87,7 +87,7 @@ class JobCatalog:
             return counts
 
     def count_stopped_in_a_row(self) -> int:
-        """Live jobs whose last STOPPED_IN_A_ROW_WARNING or more trials were stopped by the bound."""
+        """Live jobs whose trials stopped by the bound in a row suggest it has fallen behind (bound_may_lag)."""
         self._catch_up()
         with self._reports_lock:
             self._reports_read_up_to = self._read(self._reports_read_up_to, [REPORTED_TOPIC], self._follow_report)
@@ -95,7 +95,7 @@ class JobCatalog:
                 return sum(
                     1
                     for job_uuid, count in self._stopped_in_a_row.items()
-                    if count >= STOPPED_IN_A_ROW_WARNING and self._stages.get(job_uuid) != DELETED
+                    if bound_may_lag(count) and self._stages.get(job_uuid) != DELETED
                 )
 
     def _catch_up(self) -> None:

@@ -253,28 +253,25 @@ class BatchSizeOptimizer(Application):
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         try:
             recordings = self.events.put(events, trial_view_events=events)
-        except IntegrityError:
-            if not self._stored_already(events):
-                raise
-            recordings = None
-        except (OperationalError, InterfaceError) as failure:
-            if not self._stored_already(events, failure):
+        except (IntegrityError, OperationalError, InterfaceError) as error:
+            if not self._stored_already(events, outcome_unknown=not isinstance(error, IntegrityError)):
                 raise
             recordings = None
         self._snapshot_saved_jobs(aggregates, events)
         self.observer(EventsSaved(events, perf_counter() - started))
         return recordings
 
-    def _stored_already(self, events: Sequence[Any], failure: Exception | None = None) -> bool:
+    def _stored_already(self, events: Sequence[Any], outcome_unknown: bool) -> bool:
         """Whether the store holds these very events (the first is enough: they were committed
-        together). With ``failure``, a store that cannot be read leaves the outcome unknown."""
+        together). ``outcome_unknown`` (the commit failed, not refused as a conflict): a store
+        that cannot be read leaves the outcome unknown."""
         first = self.mapper.to_stored_event(events[0])
         try:
             stored = self.recorder.select_events(
                 first.originator_id, gt=first.originator_version - 1, lte=first.originator_version
             )
         except (OperationalError, InterfaceError) as unreadable:
-            if failure is None:
+            if not outcome_unknown:
                 raise
             raise OutcomeUnknownError(
                 "The event store failed while this request was being committed and cannot be read "

@@ -302,21 +302,13 @@ def fold_into_store(store: TrialViewStore, events: Sequence[Event], session: Any
 
 
 def trial_record(trial: StoredTrial) -> tuple[list[Any], dict[str, Any]]:
-    """A stored trial as JSON primitives: the values of its view (``LISTED``) followed by its
-    versions, and its details."""
+    """A stored trial as JSON values: the values of its view (``LISTED``) followed by its
+    versions, and its details (as the events gave them: JSON values already)."""
     versions = trial.versions
     values = [trial.view[name] for name in LISTED]
-    return [*values, versions.dispatched, versions.epochs, versions.finished, versions.observed], _primitive(trial.details())
+    return [*values, versions.dispatched, versions.epochs, versions.finished, versions.observed], trial.details()
 
 
 def trial_from_record(record: Sequence[Any], details: Callable[[], dict[str, Any]]) -> StoredTrial:
     view = dict(zip(LISTED, record))
     return StoredTrial(view, TrialVersions(*record[len(LISTED):]), details)
-
-
-def _primitive(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(key): _primitive(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_primitive(item) for item in value]
-    return value

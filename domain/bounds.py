@@ -16,10 +16,20 @@ Which trials count as "in a row" is the Job's bookkeeping (``Job.stopped_in_a_ro
 import math
 from dataclasses import dataclass
 
+from domain.enums import StopReason
+
 # 2^60 times any reference is beyond every cost a report can carry: doubling further changes nothing.
 MAX_DOUBLINGS = 60
+# What a run stopped by the cost bound reports: passed it, or bound to pass it (predictive stop).
+BOUND_STOPS = (StopReason.COST_BOUND, StopReason.PREDICTED_COST_BOUND)
 # From this many trials stopped in a row on, views warn that the bound may have fallen behind.
 STOPPED_IN_A_ROW_WARNING = 3
+
+
+def bound_may_lag(stopped_in_a_row: int) -> bool:
+    """Whether so many trials in a row were stopped by the bound that it may have fallen
+    behind the job's costs (they grow)."""
+    return stopped_in_a_row >= STOPPED_IN_A_ROW_WARNING
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from eventsourcing.domain import Aggregate
 
 from domain import lsts
 from domain.bandit import current_arm_record
-from domain.bounds import BoundBasis, escalation_scale
+from domain.bounds import BOUND_STOPS, BoundBasis, escalation_scale
 from domain.chunked_array import ChunkedArray
 from domain.enums import Stage, StopReason, TrialKind, TrialStatus
 from domain.errors import BadOperationError, TrialAbandonedError, UnknownTrialError
@@ -72,7 +72,6 @@ def number_array(items: Iterable[int] = ()) -> ChunkedArray:
 _DISPATCHED, _CONVERGED, _NOT_CONVERGED, _FAILED, _STOPPED_BY_BOUND = 0, 1, 2, 3, 4
 _STATUS_OF = (TrialStatus.DISPATCHED, TrialStatus.SUCCEEDED, TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.SUCCEEDED)
 _CONVERGED_OF = (None, True, False, None, False)
-_BOUND_STOPS = (StopReason.COST_BOUND, StopReason.PREDICTED_COST_BOUND)
 
 
 def _outcome(status: str, converged: bool | None) -> int:
@@ -298,7 +297,7 @@ class Job(Aggregate):
             state["stopped_in_a_row"] = None
 
         def apply(self, job: "Job") -> None:
-            stopped_by_bound = self.reason in _BOUND_STOPS
+            stopped_by_bound = self.reason in BOUND_STOPS
             outcome = _CONVERGED if self.converged else _STOPPED_BY_BOUND if stopped_by_bound else _NOT_CONVERGED
             job.trial_outcomes[self.number - 1] = outcome
             if self.stopped_in_a_row is not None:
@@ -572,7 +571,7 @@ class Job(Aggregate):
             message=verdict.message,
             min_cost_lowered=self.min_cost is None or verdict.cost < self.min_cost,
             arm=observation.arm,
-            stopped_in_a_row=self._stopped_in_a_row_after(number, verdict.converged, verdict.reason in _BOUND_STOPS),
+            stopped_in_a_row=self._stopped_in_a_row_after(number, verdict.converged, verdict.reason in BOUND_STOPS),
             timestamp=now,
         )
         self._record_observation(number, observation.record, now)

@@ -101,11 +101,6 @@ class SQLTrialViewStore:
                 (job_uuid.hex, number, json.dumps(record), json.dumps(details)),
             )
 
-    def forget(self, job_uuid: UUID, session: Any) -> None:
-        """Drop a job's fold (readers then fold its events themselves)."""
-        session.execute(f"DELETE FROM {JOBS} WHERE job_uuid = {self._mark}", (job_uuid.hex,))
-        session.execute(f"DELETE FROM {TRIALS} WHERE job_uuid = {self._mark}", (job_uuid.hex,))
-
     def clear(self, session: Any) -> None:
         for table in (JOBS, TRIALS, POSITION):
             session.execute(f"DELETE FROM {table}")

@@ -31,8 +31,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.observation import CommandFinished, EventsSaved, Observation
-from domain.bounds import STOPPED_IN_A_ROW_WARNING
-from domain.enums import Stage, StopReason, TrialKind
+from domain.bounds import BOUND_STOPS, STOPPED_IN_A_ROW_WARNING
+from domain.enums import Stage, TrialKind
 from domain.job import Job
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -87,7 +87,6 @@ _FINISHED = {
     outcome: TRIALS_FINISHED.labels(outcome)
     for outcome in ("converged", "cost_bound", "not_converged", "ended", "expired")
 }
-_BOUND_STOPS = (StopReason.COST_BOUND, StopReason.PREDICTED_COST_BOUND)
 _STAGES = {Stage.PRUNING: "pruning", Stage.LOCAL_SEARCH: "local_search", Stage.BANDIT: "bandit"}
 
 
@@ -145,7 +144,7 @@ def _count_event(event: object) -> None:
 def trial_outcome(event: Job.TrialReported) -> str:
     if event.converged:
         return "converged"
-    return "cost_bound" if event.reason in _BOUND_STOPS else "not_converged"
+    return "cost_bound" if event.reason in BOUND_STOPS else "not_converged"
 
 
 class JobCensus:
