@@ -3,7 +3,7 @@
 // series draws more than MAX_POINTS points (see thin): lines are drawn over the points.
 
 import { KINDS, OUTCOMES, armCost, joules, outcomeOf, shapeOf, thousands } from "./format.js";
-import { runningMinCost, runningZeusReference, steps } from "./history.js";
+import { referenceName, runningMinCost, runningZeusReference, steps } from "./history.js";
 
 const Chart = window.Chart;
 Chart.defaults.animation = false;
@@ -207,7 +207,7 @@ function thresholdLine(trials, stop) {
   }
   if (stop.beta === null) return null;
   const escalation = stop.escalation ? ", escalation not drawn" : "";
-  const reference = stop.window ? `cheapest of the last ${stop.window} converged` : "min cost";
+  const reference = referenceName(stop.window);
   const running = runningZeusReference(trials, stop.window);
   return { ...style, label: `stop threshold (beta ${stop.beta} × ${reference}${escalation})`, data: thin(steps(running.map((point) => ({ x: point.number, y: stop.beta * point.reference })))).points };
 }

@@ -25,13 +25,22 @@ export function runningMinCost(trials) {
 export function runningZeusReference(trials, window) {
   if (!window) return runningMinCost(trials).map((point) => ({ number: point.number, reference: point.minCost }));
   const reported = trials.filter((trial) => trial.status === "Succeeded" && trial.cost !== null).sort(finishOrder);
-  const converged = [];
+  const converged = []; // by trial number (reports come nearly in number order: a short walk back)
   const points = reported.map((trial) => {
-    if (trial.converged) converged.push(trial);
-    const recent = [...converged].sort((a, b) => a.number - b.number).slice(-window);
+    if (trial.converged) {
+      let at = converged.length;
+      while (at > 0 && converged[at - 1].number > trial.number) at -= 1;
+      converged.splice(at, 0, trial);
+    }
+    const recent = converged.slice(-window);
     return { number: trial.number, reference: recent.length ? Math.min(...recent.map((other) => other.cost)) : null };
   });
   return points.filter((point) => point.reference !== null).sort((a, b) => a.number - b.number);
+}
+
+// What Zeus's bound multiplies beta by, in words (stop_window: the job's window, 0 for none).
+export function referenceName(window) {
+  return window ? `cheapest of the last ${window} converged` : "min cost";
 }
 
 // The reference of Zeus's bound when ``trial`` was last judged (its final report, or now for
@@ -54,7 +63,7 @@ export function steps(points) {
 
 // The min cost that bounded a trial: the lowest final cost reported before it finished
 // (before now, for a trial in flight); null while nothing has been reported.
-export function minCostBefore(trials, trial) {
+function minCostBefore(trials, trial) {
   const costs = trials
     .filter((other) => other.status === "Succeeded" && other.cost !== null && other.number !== trial.number)
     .filter((other) => !trial.finished_at || finishOrder(other, trial) < 0)

@@ -4,7 +4,7 @@
 import { api, ApiError, requestBlob } from "./api.js";
 import { armsChart, batchSizeChart, costChart, lstsWalkChart, pruningChart, telemetryChart, whatIfChart } from "./charts.js";
 import { MEASURES, OUTCOMES, el, joules, outcomeLabel, outcomeOf, percent, seconds, stageText, when } from "./format.js";
-import { trialCounts, whyText, zeusReferenceBefore } from "./history.js";
+import { referenceName, trialCounts, whyText, zeusReferenceBefore } from "./history.js";
 import { Sequence, indicator, nowIso, poll, runLatest, since, tickAges } from "./live.js";
 
 const TABLE_PAGE = 50;
@@ -59,7 +59,7 @@ const GUARD_DEFAULTS = {
   zeus: { stop_window: 0, bound_escalation: false, predictive_stop: false },
   lsts: { stop_window: 20, bound_escalation: true, predictive_stop: true },
 };
-const LSTS_KNOBS = ["tau", "beta_explore", "beta_bandit", "skip_up", "keep_tol", "n_min", "n_min_tol", "s0", "nu0", "fail_drop"];
+const LSTS_KNOBS = KNOB_GROUPS.find(([group]) => group === "LSTS")[1].map(([name]) => name);
 
 function chartBox(id, extraClass = "") {
   const canvas = el("canvas", { id });
@@ -104,7 +104,7 @@ function recommendationText(recommendation) {
 
 // The trials in flight at the version shown, newest first: how long since each was last heard
 // of (its last epoch report, else its dispatch), ticking when the version shown is the latest.
-function inFlightText(state, trials, heard, until) {
+function inFlightText(trials, heard, until) {
   const running = trials.filter((trial) => trial.status === "Dispatched").reverse();
   if (!running.length) return "none";
   const listed = running.slice(0, IN_FLIGHT_LISTED).map((trial) =>
@@ -133,7 +133,7 @@ function summary(state, trials, heard, until) {
     ["recommended", state.recommendation ? recommendationText(state.recommendation) : "–"],
     ["trials", trialCounts(state.trials)],
     ["outcomes", outcomeBreakdown(trials)],
-    ["in flight", el("div", { id: "in-flight" }, inFlightText(state, trials, heard, until))],
+    ["in flight", el("div", { id: "in-flight" }, inFlightText(trials, heard, until))],
     ["early stop", earlyStopText(state.early_stop)],
     ["min cost", state.min_cost === null ? "none yet" : `${joules(state.min_cost)} at batch size ${state.min_cost_batch_size}`],
     ["knobs", knobsText(spec)],
@@ -519,7 +519,7 @@ export async function showJob(view, jobId, params, scope) {
     const detail = await api.trial(jobId, number);
     // As it was at the version shown: only the epochs reported by then.
     detail.epochs = detail.epochs.filter((epoch) => epoch.reported_at <= at.state.updated_at);
-    const threshold = await boundOf(at, trial, detail);
+    const threshold = boundOf(at, trial, detail);
     if (picks.stale(ticket, scope)) return;
     draw("telemetry", (canvas) => telemetryChart(canvas, detail, at.state.spec, threshold));
     const bound = threshold ? `bound ${joules(threshold.value)} (${threshold.label})` : "no cost bound";
@@ -530,8 +530,8 @@ export async function showJob(view, jobId, params, scope) {
   // The bound the trial was judged against: its own, recorded at dispatch where the policy
   // fixes bounds then (LSTS; escalation included), else Zeus's beta x the reference (min cost,
   // or the cheapest recent converged run) at its last report, times the escalation it was
-  // dispatched with (read from the job's state at that instant, only when escalation is on).
-  async function boundOf(at, trial, detail) {
+  // dispatched with.
+  function boundOf(at, trial, detail) {
     const { spec, early_stop: stop } = at.state;
     if (stop.judged === "at_dispatch") {
       if (detail.cost_bound === null || detail.cost_bound === undefined) return null;
@@ -540,8 +540,8 @@ export async function showJob(view, jobId, params, scope) {
     }
     const reference = zeusReferenceBefore(at.trials, trial, spec.stop_window);
     if (spec.beta_knob === null || reference === null) return null;
-    const escalation = spec.bound_escalation ? (await api.state(jobId, null, trial.dispatched_at)).early_stop.escalation : 1;
-    const named = spec.stop_window ? `cheapest of the last ${spec.stop_window} converged` : "min cost";
+    const escalation = trial.bound_scale; // fixed at its dispatch (1 without escalation)
+    const named = referenceName(spec.stop_window);
     const scaled = escalation === 1 ? "" : ` × escalation ${escalation}`;
     return { value: spec.beta_knob * reference * escalation, label: `beta ${spec.beta_knob} × ${named}${scaled}` };
   }

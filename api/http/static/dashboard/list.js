@@ -242,13 +242,13 @@ async function loadFleet(parts) {
   parts.fleetBox.replaceWith(box);
   parts.fleetBox = box;
   parts.gpuModels = Object.keys(totals.by_gpu_model);
-  addGpuModels(parts.form, parts.gpuModels, parts.form.querySelector("#filter-gpu")?.value);
+  addGpuModels(parts.form, parts.gpuModels);
 }
 
 // The GPU models to filter by are the fleet's (known once its totals have come).
-function addGpuModels(form, models, chosen) {
+function addGpuModels(form, models) {
   const gpu = form.querySelector("#filter-gpu");
   if (!gpu) return;
   const listed = new Set([...gpu.options].map((option) => option.value));
-  for (const model of models) if (model !== chosen && !listed.has(model)) gpu.append(el("option", { value: model }, model));
+  for (const model of models) if (!listed.has(model)) gpu.append(el("option", { value: model }, model));
 }
