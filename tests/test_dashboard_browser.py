@@ -441,6 +441,22 @@ def test_job_page_of_each_policy(page: Any, simulated: tuple[ServerProcess, dict
     no_problems(problems)
 
 
+def test_a_run_stopped_by_the_bound_reads_so_whichever_way_it_was_stopped(page: Any, simulated: tuple[ServerProcess, dict[str, str]]) -> None:
+    """A run stopped because it was bound to pass its bound (predictive stop, LSTS's default)
+    shows as stopped by the cost bound, as one that passed it does, not as out of epochs."""
+    server, _ = simulated
+    problems = browser.PageProblems().watch(page)
+    page.goto(f"{server.url}/")
+    outcomes = page.evaluate(
+        """async () => {
+          const { outcomeOf } = await import("/static/dashboard/format.js");
+          return ["cost_bound", "predicted_cost_bound", "max_epochs"].map((stop_reason) => outcomeOf({ status: "Succeeded", converged: false, stop_reason }));
+        }"""
+    )
+    assert outcomes == ["cost_bound", "cost_bound", "max_epochs"]
+    no_problems(problems)
+
+
 def test_what_if_refusal_and_api_docs_render_offline(page: Any, tmp_path: Path) -> None:
     with running_server(f"sqlite:///{tmp_path / 'bso.db'}", tmp_path, "--trial-lease-seconds", str(LEASE_SECONDS)) as server:
         script_mixed_job(server.url)

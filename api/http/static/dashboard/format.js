@@ -21,7 +21,8 @@ export function outcomeOf(trial) {
   if (trial.status === "Dispatched") return "in_flight";
   if (trial.stop_reason === "ended" || trial.stop_reason === "expired") return trial.stop_reason;
   if (trial.converged) return "converged";
-  return trial.stop_reason === "cost_bound" ? "cost_bound" : "max_epochs";
+  // Stopped by the bound: past it, or bound to pass it (predictive stop, domain/bounds.py BOUND_STOPS).
+  return trial.stop_reason === "cost_bound" || trial.stop_reason === "predicted_cost_bound" ? "cost_bound" : "max_epochs";
 }
 
 export function outcomeLabel(key) {
