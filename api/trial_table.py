@@ -24,7 +24,7 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
     Column("batch_size", "Int64", "batch size handed out"),
     Column("kind", "string", "Exploration (pruning), Concurrent (stand-in while one runs) or MAB (bandit)"),
     Column("status", "string", "Dispatched, Succeeded or Failed"),
-    Column("stop_reason", "string", "reached_target, cost_bound, max_epochs, ended or expired"),
+    Column("stop_reason", "string", "reached_target, cost_bound, predicted_cost_bound (predictive stop), max_epochs, ended or expired"),
     Column("converged", "boolean", "reached the target within the cost bound"),
     Column("epochs_reported", "Int64", "epoch reports received"),
     Column("epoch", "Int64", "last epoch reported"),
