@@ -6,10 +6,10 @@ columns keep the part of the recorded reason that fits in one cell (the arms and
 samples of a bandit pick stay in ``GET /v1/jobs/{id}/trials/{n}``).
 """
 
-import csv
-import io
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
+
+from api.csv_text import csv_text
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,4 @@ def trial_rows(trials: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def trials_csv(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as CSV with a header line; a missing value is an empty cell."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMN_NAMES, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    return csv_text(rows, COLUMN_NAMES)

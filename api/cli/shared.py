@@ -2,14 +2,13 @@
 
 import argparse
 import contextlib
-import csv
-import json
 import sys
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
 from api.cli.terminal import cell, print_table  # noqa: F401  (subcommands print tables through here)
+from api.csv_text import csv_text
 from api.json_text import finite_json
 from api.numbers import parse_number
 from application.archive import ArchiveError
@@ -127,15 +126,4 @@ def print_json(data: Any) -> None:
 
 
 def print_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """Rows as CSV under a header line, values as stored: a missing one empty, a list or mapping JSON."""
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([_csv_value(row.get(column)) for column in columns] for row in rows)
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return value
+    sys.stdout.write(csv_text(rows, columns))

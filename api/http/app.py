@@ -21,7 +21,7 @@ from starlette.routing import Route
 from api.http import audit_routes, dashboard, metrics, metrics_routes, openapi, zeus_routes
 from api.http.auth import BearerTokenAuth
 from api.http.body_deadlines import BodyDeadlines
-from api.http.errors import EXCEPTION_HANDLERS, AnswerCancelledRequests, FailureLog, message, store_failure_text
+from api.http.errors import EXCEPTION_HANDLERS, STORE_RETRY_AFTER_SECONDS, AnswerCancelledRequests, FailureLog, message, store_failure_text
 from api.http.view_cache import RenderedViews
 from application.audit import JobAudit
 from application.service import BatchSizeOptimizer
@@ -134,7 +134,7 @@ async def readyz(request: Request) -> Response:
     why = await request.app.state.readiness.why_not_ready()
     if why is not None:
         log_not_ready(why)
-        return message(503, f"Event store not ready: {why.split(':', 1)[0]}", headers={"Retry-After": "5"})
+        return message(503, f"Event store not ready: {why.split(':', 1)[0]}", headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
     return JSONResponse({"status": "ready"})
 
 

@@ -115,6 +115,8 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 CLOSE_CONNECTION = {"Connection": "close"}
 STORE_RETRY_AFTER_SECONDS = 5
+# A store that failed: come back later, on a new connection.
+STORE_FAILED_HEADERS = {"Retry-After": str(STORE_RETRY_AFTER_SECONDS), **CLOSE_CONNECTION}
 STORE_LOG_INTERVAL_SECONDS = 10.0
 
 
@@ -157,7 +159,7 @@ async def handle_store_failure(request: Request, exc: Exception) -> JSONResponse
         # The log says why; the client learns the kind only (hosts and paths stay in the log).
         f"Event store unavailable ({type(exc).__name__}); the request was not acknowledged. "
         "Retry later (with the same Idempotency-Key, if it had one).",
-        headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS), **CLOSE_CONNECTION},
+        headers=STORE_FAILED_HEADERS,
     )
 
 
@@ -165,7 +167,7 @@ async def handle_outcome_unknown(request: Request, exc: Exception) -> JSONRespon
     """The store failed during the commit and cannot be read to tell whether it went through."""
     log_store_failure(store_failure_text(exc))
     return message(
-        503, str(exc), headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS), **CLOSE_CONNECTION}
+        503, str(exc), headers=STORE_FAILED_HEADERS
     )
 
 
@@ -215,6 +217,6 @@ class AnswerCancelledRequests:
                 503,
                 "Server shutting down; this request was cut off and may or may not have been applied. "
                 "Retry (with the same Idempotency-Key, if it had one).",
-                headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS), **CLOSE_CONNECTION},
+                headers=STORE_FAILED_HEADERS,
             )
             await response(scope, receive, send)
