@@ -12,7 +12,8 @@ Without --drift, per cell (workload x GPU) and overall it prints each policy's r
 mean, standard deviation and 95th percentile, the ratio of the means, the paired
 difference and its standard error, the jobs left with no converged batch size (the
 policy gave up), the jobs with a bricked recurrence, and the energy to target against
-always training with the default batch size. --predictive-stop runs LSTS with it.
+always training with the default batch size. --no-predictive-stop runs LSTS without it (it is
+LSTS's default).
 
 With --drift SCENARIO... (DRIFT.md) it compares Zeus, Zeus with both guards and LSTS under
 each scenario: jobs with a bricked recurrence, bricked recurrences and mean regret, per
@@ -73,7 +74,7 @@ DRIFT_SEEDS = 50
 def configurations(drifting: bool, predictive_stop: bool) -> dict[str, Knobs]:
     """The policies compared: Zeus and LSTS; under drift also Zeus with both guards of the stop
     rule. Knobs left unset are the server's defaults for the policy (LSTS: both guards on)."""
-    lsts = Knobs(eta_knob=ETA, policy=LSTS, predictive_stop=True if predictive_stop else None)
+    lsts = Knobs(eta_knob=ETA, policy=LSTS, predictive_stop=None if predictive_stop else False)
     zeus = Knobs(eta_knob=ETA, policy=ZEUS)
     if not drifting:
         return {ZEUS: zeus, LSTS: lsts}
@@ -247,7 +248,7 @@ def main() -> int:
         help=f"compare zeus, {ZEUS_GUARDED} and lsts under these DRIFT.md scenarios ({', '.join(SCENARIOS)}); "
         "without it: LSTS against Zeus on the recorded runs",
     )
-    parser.add_argument("--predictive-stop", action="store_true", help="run LSTS with predictive_stop true")
+    parser.add_argument("--no-predictive-stop", dest="predictive_stop", action="store_false", help="run LSTS with predictive_stop false (its default is true)")
     args = parser.parse_args()
     scenarios = args.drift or [NONE]
     configs = configurations(args.drift is not None, args.predictive_stop)

@@ -23,12 +23,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain import lsts
 from domain.bandit import current_arm_record
 from domain.bounds import BOUND_STOPS, BoundBasis, escalation_scale
 from domain.chunked_array import ChunkedArray
 from domain.enums import Stage, StopReason, TrialKind, TrialStatus
 from domain.errors import BadOperationError, TrialAbandonedError, UnknownTrialError
+from domain.lsts_policy import TRIAL_KINDS
 from domain.policies import policy_named
 from domain.policy import Abandoned, Advanced, Dispatched, Finished, Observed, Policy, StageAdvance
 from domain.randomness import seeded_generator_state
@@ -115,8 +115,6 @@ _COPY_DEPTH = {
     "_pending_events": _list,
 }
 _IMMUTABLE = (str, int, float, bool, type(None), UUID, datetime)
-# LSTS's names for the kinds of run, to read the open runs of version-4 snapshots.
-_LSTS_KINDS = {lsts.EXPLORATION: TrialKind.EXPLORATION, lsts.CONCURRENT: TrialKind.CONCURRENT, lsts.BANDIT_RUN: TrialKind.BANDIT}
 
 
 class Job(Aggregate):
@@ -163,7 +161,7 @@ class Job(Aggregate):
         for number, heard in state["open_trials"].items():
             run = lsts_runs.get(number)
             if run is not None:
-                kind = _LSTS_KINDS[run["kind"]]
+                kind = TRIAL_KINDS[run["kind"]]  # LSTS's names for its kinds of run
             elif int(number) in explored:
                 kind = TrialKind.EXPLORATION
             else:
@@ -531,7 +529,7 @@ class Job(Aggregate):
             kind=decision.kind,
             reason=decision.reason,
             generator_state=decision.generator_state,
-            cost_bound=decision.bound.value(scale) if self.policy.bounds_fixed_at_dispatch else None,
+            cost_bound=None if decision.cost_bound is None else decision.cost_bound * scale,
             step=decision.step,
             bound_scale=scale,
             timestamp=now,

@@ -21,6 +21,7 @@ import sys
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Mapping, Self, Sequence, TypedDict
 
+from domain.bounds import BoundBasis
 from domain.errors import InvalidSpecError
 from domain.randomness import GeneratorState, generator_state, restore_generator
 
@@ -196,34 +197,20 @@ class Dispatch(_Record):
 RecentCosts = Callable[[int | None], Sequence[float]]
 
 
-@dataclass(frozen=True)
-class BoundTerms:
-    """A run's cost bound is ``factor x reference``; None: no bound."""
-
-    factor_name: str
-    factor: float
-    reference_name: str
-    reference: float | None
-
-    @property
-    def value(self) -> float | None:
-        return None if self.reference is None else self.factor * self.reference
-
-
-def bound_terms(state: LstsState, knobs: LstsKnobs, recent: RecentCosts | None = None) -> BoundTerms:
+def bound_terms(state: LstsState, knobs: LstsKnobs, recent: RecentCosts | None = None) -> BoundBasis:
     """The bound of a run dispatched now: while exploring ``beta_explore x best``, in the bandit
     ``beta_bandit x exp(min over arms of mean log cost)``; with ``recent``, best is the cheapest
     recent converged run and each arm's mean is over its recent converged runs only."""
     if state["phase"] != BANDIT:
         reference = state["best"] if recent is None else min(recent(None), default=None)
-        return BoundTerms("beta_explore", knobs.beta_explore, "best", reference)
+        return BoundBasis(knobs.beta_explore, "beta_explore", reference, "best")
     if recent is None:
         min_mean = min(_means(state, state["arms"]).values(), default=None)
         reference = None if min_mean is None else math.exp(min_mean)
-        return BoundTerms("beta_bandit", knobs.beta_bandit, "exp(min mean log cost)", reference)
+        return BoundBasis(knobs.beta_bandit, "beta_bandit", reference, "exp(min mean log cost)")
     recent_means = [_mean([_log(cost) for cost in costs]) for costs in map(recent, state["arms"]) if costs]
     reference = math.exp(min(recent_means)) if recent_means else None
-    return BoundTerms("beta_bandit", knobs.beta_bandit, "exp(min recent mean log cost)", reference)
+    return BoundBasis(knobs.beta_bandit, "beta_bandit", reference, "exp(min recent mean log cost)")
 
 
 def decide_dispatch(
@@ -234,7 +221,7 @@ def decide_dispatch(
     recent: RecentCosts | None = None,
 ) -> Dispatch:
     """The next run's batch size. ``generator`` is the job's recorded generator state."""
-    bound = bound_terms(state, knobs, recent).value
+    bound = bound_terms(state, knobs, recent).value()
     if state["phase"] == BANDIT:
         return _bandit_dispatch(state, knobs, generator, bound)
     best = state["best"]

@@ -15,8 +15,8 @@ from domain.policy import Decision, Dispatched, JobFacts, Observation, Observed,
 from domain.spec import LSTS, JobSpec
 
 # LSTS's names for the kinds of run, and the trial kinds the job records for them.
-_KINDS = {lsts.EXPLORATION: TrialKind.EXPLORATION, lsts.CONCURRENT: TrialKind.CONCURRENT, lsts.BANDIT_RUN: TrialKind.BANDIT}
-_KIND_NAMES = {kind: name for name, kind in _KINDS.items()}
+TRIAL_KINDS = {lsts.EXPLORATION: TrialKind.EXPLORATION, lsts.CONCURRENT: TrialKind.CONCURRENT, lsts.BANDIT_RUN: TrialKind.BANDIT}
+_KIND_NAMES = {kind: name for name, kind in TRIAL_KINDS.items()}
 
 
 class LstsPolicy:
@@ -46,13 +46,12 @@ class LstsPolicy:
             state, knobs, job.spec.default_batch_size, job.generator_state, _recent_costs(job)
         )
         reason = {"policy": LSTS, **dispatch.why}
-        kind = _KINDS[dispatch.kind]
+        kind = TRIAL_KINDS[dispatch.kind]
         step: dict[str, Any] | None = None if dispatch.in_flight is None else dict(dispatch.in_flight)
-        return Decision(dispatch.batch_size, kind, reason, self.bound_basis(state, job), dispatch.generator_state, step)
+        return Decision(dispatch.batch_size, kind, reason, dispatch.cost_bound, dispatch.generator_state, step)
 
     def bound_basis(self, state: lsts.LstsState, job: JobFacts) -> BoundBasis:
-        terms = lsts.bound_terms(state, job.spec.lsts_knobs(), _recent_costs(job))
-        return BoundBasis(terms.factor, terms.factor_name, terms.reference, terms.reference_name)
+        return lsts.bound_terms(state, job.spec.lsts_knobs(), _recent_costs(job))
 
     def observe(
         self,

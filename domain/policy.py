@@ -58,7 +58,7 @@ class Decision:
     batch_size: int
     kind: TrialKind
     reason: dict[str, Any]
-    bound: BoundBasis
+    cost_bound: float | None  # fixed at dispatch, before escalation; None: judged at each report, or no bound
     generator_state: dict[str, Any] | None = None  # after the draws; None: nothing drawn
     step: dict[str, Any] | None = None  # the policy's own change at dispatch (LSTS: the walk's step)
     advance: StageAdvance | None = None  # recorded before the trial (Zeus's switch to its bandit)

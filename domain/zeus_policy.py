@@ -57,17 +57,17 @@ class ZeusPolicy:
     # -- decide ------------------------------------------------------------------------
 
     def decide(self, state: ZeusState, job: JobFacts) -> Decision:
-        """A pruning exploration, a concurrent stand-in, or a bandit pick."""
-        bound = self.bound_basis(state, job)
+        """A pruning exploration, a concurrent stand-in, or a bandit pick (each judged against
+        the bound at its reports: none fixed at dispatch)."""
         if state["stage"] != Stage.PRUNING:
-            return _bandit_pick(arm_list(state), job, bound)
+            return _bandit_pick(arm_list(state), job)
         spec = job.spec
         step = next_pruning_step(
-            spec.batch_sizes, spec.default_batch_size, spec.num_pruning_rounds, exploration_history(state, job)
+            spec.batch_sizes, spec.default_batch_size, spec.num_pruning_rounds, exploration_history(state)
         )
         if isinstance(step, ExploreBatchSize):
             reason = {"stage": Stage.PRUNING, "round": step.round_number, "direction": step.direction}
-            return Decision(step.batch_size, TrialKind.EXPLORATION, reason, bound)
+            return Decision(step.batch_size, TrialKind.EXPLORATION, reason, None)
         if isinstance(step, AwaitExploration):
             reason = {
                 "stage": Stage.PRUNING,
@@ -76,11 +76,11 @@ class ZeusPolicy:
                 "waiting_for_trial": step.pending_trial_number,
                 "min_cost_batch_size": job.min_cost_batch_size,
             }
-            return Decision(job.min_cost_batch_size, TrialKind.CONCURRENT, reason, bound)
+            return Decision(job.min_cost_batch_size, TrialKind.CONCURRENT, reason, None)
         assert isinstance(step, PruningComplete)
         advance = _advance_to_bandit(state, job, step.survivors)
-        pick = _bandit_pick([Arm.from_record(arm) for arm in advance.arms], job, bound)
-        return Decision(pick.batch_size, pick.kind, pick.reason, bound, pick.generator_state, advance=advance)
+        pick = _bandit_pick([Arm.from_record(arm) for arm in advance.arms], job)
+        return Decision(pick.batch_size, pick.kind, pick.reason, None, pick.generator_state, advance=advance)
 
     def bound_basis(self, state: ZeusState, job: JobFacts) -> BoundBasis:
         window = job.spec.stop_window or 0
@@ -140,7 +140,7 @@ class ZeusPolicy:
     def describe(self, state: ZeusState, job: JobFacts) -> dict[str, Any]:
         spec = job.spec
         progress = pruning_progress(
-            spec.batch_sizes, spec.default_batch_size, spec.num_pruning_rounds, exploration_history(state, job)
+            spec.batch_sizes, spec.default_batch_size, spec.num_pruning_rounds, exploration_history(state)
         )
         done = progress.round_number >= spec.num_pruning_rounds
         return {
@@ -183,7 +183,7 @@ def arm_list(state: ZeusState) -> list[Arm]:
     return sorted((Arm.from_record(arm) for arm in state["arms"].values()), key=lambda arm: arm.batch_size)
 
 
-def exploration_history(state: ZeusState, job: JobFacts) -> dict[int, list[Exploration]]:
+def exploration_history(state: ZeusState) -> dict[int, list[Exploration]]:
     return {
         int(size): [
             Exploration(
@@ -200,7 +200,7 @@ def exploration_history(state: ZeusState, job: JobFacts) -> dict[int, list[Explo
 
 def _advance_to_bandit(state: ZeusState, job: JobFacts, survivors: list[int]) -> StageAdvance:
     """Arms for the surviving sizes, each fitted on the rewards of its explorations."""
-    history = exploration_history(state, job)
+    history = exploration_history(state)
     arms = [
         fit_arm(
             size,
@@ -213,10 +213,10 @@ def _advance_to_bandit(state: ZeusState, job: JobFacts, survivors: list[int]) ->
     return StageAdvance(sorted(survivors), arms)
 
 
-def _bandit_pick(arms: list[Arm], job: JobFacts, bound: BoundBasis) -> Decision:
+def _bandit_pick(arms: list[Arm], job: JobFacts) -> Decision:
     generator = restore_generator(job.generator_state)
     choice = choose_arm(arms, job.spec.mab_num_explorations, generator)
     # The arms and the generator state it drew from are known from earlier events; the read
     # model restores them into the trial's "why", so they are not repeated here.
     reason = {"stage": Stage.BANDIT, "phase": choice.phase, "permutation": choice.permutation, "samples": choice.samples}
-    return Decision(choice.batch_size, TrialKind.BANDIT, reason, bound, generator_state(generator))
+    return Decision(choice.batch_size, TrialKind.BANDIT, reason, None, generator_state(generator))
