@@ -41,8 +41,8 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
-DEFAULT_STORE_WAIT_SECONDS = 2.0
-DEFAULT_STATEMENT_TIMEOUT_MS = 10_000
+from infrastructure.settings import DEFAULT_STATEMENT_TIMEOUT_SECONDS, DEFAULT_STORE_WAIT_SECONDS
+
 RECONNECT_DELAY_CAP_SECONDS = 1.0  # psycopg_pool doubles from 1 s up to its reconnect timeout (5 min)
 RETRY_WAIT_SECONDS = 0.05
 FAIL_FAST_SECONDS = 2 * RECONNECT_DELAY_CAP_SECONDS  # a failed attempt this recent: the server is away
@@ -143,7 +143,7 @@ class BoundedPostgresFactory(PostgresFactory):
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
         wait = float(self.env.get(self.POSTGRES_STORE_WAIT_SECONDS) or DEFAULT_STORE_WAIT_SECONDS)
-        statement_ms = int(self.env.get(self.POSTGRES_STATEMENT_TIMEOUT_MS) or DEFAULT_STATEMENT_TIMEOUT_MS)
+        statement_ms = int(self.env.get(self.POSTGRES_STATEMENT_TIMEOUT_MS) or DEFAULT_STATEMENT_TIMEOUT_SECONDS * 1000)
         datastore = self.datastore
         datastore.store_wait_seconds = wait  # type: ignore[attr-defined]
         plain = datastore.pool

@@ -11,6 +11,10 @@ from urllib.parse import quote, unquote, urlsplit
 from domain.spec import POLICIES, ZEUS, SpecLimits
 from infrastructure.tokens import TokenFileError, read_tokens
 
+# How long PostgreSQL may keep a request waiting (connect and pool checkout; one statement).
+DEFAULT_STORE_WAIT_SECONDS = 2.0
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 10.0
+
 DEFAULT_DATABASE_URL = "sqlite:///bso.db"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -42,8 +46,8 @@ class Settings:
     body_timeout_seconds: float = 30.0
     tokens_file: str | None = None  # scoped tokens (infrastructure/tokens.py)
     # Faults and limits (docs/operations.md, "Faults and limits").
-    store_wait_seconds: float = 2.0  # PostgreSQL connect and pool checkout; one operation's retries
-    statement_timeout_seconds: float = 10.0  # PostgreSQL statement_timeout
+    store_wait_seconds: float = DEFAULT_STORE_WAIT_SECONDS  # PostgreSQL connect and pool checkout; one operation's retries
+    statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS  # PostgreSQL statement_timeout
     graceful_timeout_seconds: float = 30.0  # in-flight requests' time to finish at shutdown
     header_timeout_seconds: float = 10.0  # a request's head must arrive within this
     max_header_bytes: int = 32768  # request line and headers together
@@ -241,8 +245,8 @@ def persistence_env(
     pool_size: int = 5,
     pool_max_overflow: int = 10,
     read_only: bool = False,
-    store_wait_seconds: float = 2.0,
-    statement_timeout_seconds: float = 10.0,
+    store_wait_seconds: float = DEFAULT_STORE_WAIT_SECONDS,
+    statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
 ) -> dict[str, str]:
     """Map ``memory://``, ``sqlite:///path`` or ``postgresql://...`` to eventsourcing settings."""
     url = urlsplit(database_url)
