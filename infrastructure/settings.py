@@ -103,6 +103,16 @@ class Settings:
         return persistence_env(self.database_url).get("SQLITE_DBNAME")
 
     @property
+    def writes_need_token(self) -> bool:
+        """Whether the mutating routes answer 401 without a token (api/http/auth.py enforces it)."""
+        return bool(self.auth_token or self.tokens_file)
+
+    @property
+    def reads_need_token(self) -> bool:
+        """Whether the read routes answer 401 without a token."""
+        return bool((self.auth_token and self.auth_reads) or self.read_token or self.tokens_file)
+
+    @property
     def uses_postgres(self) -> bool:
         return urlsplit(self.database_url).scheme in POSTGRES_SCHEMES
 

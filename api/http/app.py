@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None, optimizer: BatchSizeOptimizer |
     ]
     middleware = [Middleware(AnswerCancelledRequests), Middleware(metrics.RequestMetrics, routes=routes)]
     token_file = TokenFile(Path(settings.tokens_file)) if settings.tokens_file else None
-    if settings.auth_token or settings.read_token or token_file:
+    if settings.writes_need_token or settings.reads_need_token:
         middleware.append(
             Middleware(
                 BearerTokenAuth,

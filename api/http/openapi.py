@@ -351,8 +351,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
 def _enforced(paths: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Each operation's security as this server enforces it (api/http/auth.py): a token only
     where one is required, and the answers that only then can come (401, 403)."""
-    writes = bool(settings.auth_token or settings.tokens_file)
-    reads = bool((settings.auth_token and settings.auth_reads) or settings.read_token or settings.tokens_file)
+    writes, reads = settings.writes_need_token, settings.reads_need_token
     read_only_tokens = bool(settings.read_token or settings.tokens_file)
     for path, operations in paths.items():
         for operation in operations.values():
